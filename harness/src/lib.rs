@@ -1,0 +1,14 @@
+//! The rebench harness: discovers tasks, builds their scorers, makes agent workdirs, scores
+//! solutions and keeps the score logs. It never links the ML stack: scorers run as child
+//! processes, so a scorer crash cannot take the harness down.
+
+pub mod cli;
+pub mod new_task;
+pub mod reset;
+pub mod score;
+pub mod scorer;
+pub mod tasks;
+pub mod validate;
+pub mod workspace;
+
+pub use workspace::Workspace;

@@ -1,0 +1,83 @@
+//! `reset`: a fresh agent workdir holding exactly instructions.md, solution/ and the public data.
+//!
+//! Nothing from reference/, tests/, the scorer or the protected store is copied (DESIGN.md,
+//! invariant 2); `reset` builds the workdir from an allow-list, so a new file in a task crate
+//! cannot leak by accident.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use rebench_scoring::fsutil::{self, Solution};
+
+use crate::tasks::TaskEntry;
+use crate::workspace::Workspace;
+
+/// Fills `{{key}}` placeholders of the instructions from the variant; an unknown key is an error,
+/// so instructions never reach an agent with a hole in them.
+pub fn render_instructions(task: &TaskEntry, variant: &str) -> anyhow::Result<String> {
+    let v = task.variant(variant)?;
+    let mut values: BTreeMap<String, String> = v
+        .params
+        .iter()
+        .map(|(k, val)| (k.clone(), val.as_str().map_or_else(|| val.to_string(), str::to_owned)))
+        .collect();
+    values.insert("variant".into(), variant.to_owned());
+    values.insert("time_budget".into(), humantime::format_duration(v.time_budget).to_string());
+    values.insert("cores".into(), v.resources.cores.to_string());
+    values.insert("memory_gib".into(), v.resources.memory_gib.to_string());
+    values.insert("gpus".into(), v.resources.gpus.to_string());
+    values.insert("task_name".into(), task.manifest.task.name.clone());
+    let path = task.dir.join("instructions.md");
+    let template = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template.as_str();
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 2..];
+        let close = after.find("}}").with_context(|| format!("{}: unclosed `{{{{`", path.display()))?;
+        let key = after[..close].trim();
+        let value = values.get(key).with_context(|| {
+            format!("{}: unknown placeholder `{{{{{key}}}}}` (known: {})", path.display(), values.keys().cloned().collect::<Vec<_>>().join(", "))
+        })?;
+        out.push_str(value);
+        rest = &after[close + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Creates the workdir `dest` (which must not exist, or be empty) for `variant` of `task`.
+///
+/// `solution` is `Starting` for agents; maintainers may start from the reference.
+pub fn reset(ws: &Workspace, task: &TaskEntry, variant: &str, solution: Solution, dest: &Path) -> anyhow::Result<()> {
+    if dest.exists() && std::fs::read_dir(dest).with_context(|| format!("cannot read {}", dest.display()))?.next().is_some() {
+        bail!("{} already exists and is not empty; choose another directory or remove it", dest.display());
+    }
+    let instructions = render_instructions(task, variant)?;
+    std::fs::create_dir_all(dest).with_context(|| format!("cannot create {}", dest.display()))?;
+    std::fs::write(dest.join("instructions.md"), instructions)?;
+    fsutil::materialize(&task.dir, solution, &dest.join("solution"))
+        .with_context(|| format!("cannot copy the {} solution", solution.name()))?;
+    let public = ws.store(&task.id, variant).join("public");
+    if public.is_dir() && std::fs::read_dir(&public)?.next().is_some() {
+        let data = dest.join("data");
+        fsutil::copy_tree(&public, &data).context("cannot copy the public data")?;
+        make_read_only(&data)?;
+    }
+    Ok(())
+}
+
+fn make_read_only(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            make_read_only(&path)?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o555))?;
+        } else {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,277 @@
+//! `task.toml`: the manifest every task crate carries, parsed strictly.
+//!
+//! Unknown keys are errors, not warnings: a misspelt `timout` silently falling back to a
+//! default would change what a benchmark measures without anyone noticing.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole manifest of one task.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Manifest {
+    pub task: TaskInfo,
+    pub metric: Metric,
+    pub scoring: Scoring,
+    pub calibration: CalibrationSpec,
+    /// Keyed by variant name (`cpu`, `gpu`, ...).
+    #[serde(default)]
+    pub variants: BTreeMap<String, Variant>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TaskInfo {
+    /// Must equal the task's directory name and its package name.
+    pub id: String,
+    pub name: String,
+    pub summary: String,
+    /// RE-Bench task this one re-implements, if any.
+    #[serde(default)]
+    pub original: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Metric {
+    /// What the raw score is, e.g. `runtime`.
+    pub name: String,
+    /// Unit of the raw score, e.g. `ms`.
+    pub unit: String,
+    pub direction: Direction,
+    pub transform: Transform,
+    pub aggregate: Aggregate,
+    /// Whether the agent may see its scores (RE-Bench hides them in Scaling Law).
+    #[serde(default)]
+    pub hidden: bool,
+}
+
+/// Whether a lower or a higher raw score is better.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    Lower,
+    Higher,
+}
+
+/// The monotone map applied to raw scores before normalization, as in RE-Bench.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transform {
+    Identity,
+    Ln,
+    /// `ln(x - floor)`, for losses with an irreducible floor.
+    LnMinusFloor(f64),
+}
+
+/// Which entry of a score log is the trial's final score.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Aggregate {
+    /// The best valid entry by the metric's direction.
+    Best,
+    /// The last valid entry.
+    Last,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Scoring {
+    /// Wall-clock limit for one scoring, build included; the scorer is killed past it.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// How far from 0 (starting) and 1 (reference) `validate` tolerates, in normalized units.
+    #[serde(default = "default_tolerance")]
+    pub tolerance: f64,
+}
+
+fn default_tolerance() -> f64 {
+    0.2
+}
+
+/// Where the normalization's endpoints come from.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum CalibrationSpec {
+    /// Fixed raw scores, for metrics that do not depend on the hardware (losses).
+    Pinned { starting: f64, reference: f64 },
+    /// Measured by the scorer on this machine, in the same scoring, cached per machine.
+    Live,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Variant {
+    pub description: String,
+    /// The agent's wall-clock budget.
+    #[serde(with = "humantime_serde")]
+    pub time_budget: Duration,
+    pub resources: Resources,
+    /// Cargo features of the task crate this variant needs (e.g. `cuda`).
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// Task-specific parameters, passed to the scorer and to the instructions template.
+    #[serde(default)]
+    pub params: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Resources {
+    pub cores: u32,
+    /// Memory limit of the solution's process, in GiB.
+    pub memory_gib: f64,
+    #[serde(default)]
+    pub gpus: u32,
+}
+
+/// Why a manifest was rejected: always names the file, and the key where one is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: key `{key}`: expected {expected}")]
+    Invalid { path: PathBuf, key: String, expected: String },
+}
+
+impl Manifest {
+    /// Reads and validates `path` (a `task.toml`).
+    pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ManifestError::Io { path: path.to_owned(), source })?;
+        Manifest::parse(&text, path)
+    }
+
+    /// Parses and validates manifest text; `path` only labels errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Manifest, ManifestError> {
+        let manifest: Manifest = toml::from_str(text).map_err(|err| ManifestError::Parse {
+            path: path.to_owned(),
+            message: err.to_string().trim_end().to_owned(),
+        })?;
+        manifest.validate(path)?;
+        Ok(manifest)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ManifestError> {
+        let invalid = |key: &str, expected: &str| ManifestError::Invalid {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            expected: expected.to_owned(),
+        };
+        if !is_valid_id(&self.task.id) {
+            return Err(invalid(
+                "task.id",
+                "a task id: lowercase letters, digits and single dashes, starting with a letter",
+            ));
+        }
+        if self.variants.is_empty() {
+            return Err(invalid("variants", "at least one variant, e.g. [variants.cpu]"));
+        }
+        for (name, variant) in &self.variants {
+            if !is_valid_id(name) {
+                return Err(invalid(&format!("variants.{name}"), "a variant name: lowercase letters, digits and dashes"));
+            }
+            if variant.resources.cores == 0 {
+                return Err(invalid(&format!("variants.{name}.resources.cores"), "at least 1"));
+            }
+            if !(variant.resources.memory_gib.is_finite() && variant.resources.memory_gib > 0.0) {
+                return Err(invalid(&format!("variants.{name}.resources.memory-gib"), "a positive number of GiB"));
+            }
+            if variant.time_budget.is_zero() {
+                return Err(invalid(&format!("variants.{name}.time-budget"), "a positive duration, e.g. \"8h\""));
+            }
+        }
+        if self.scoring.timeout.is_zero() {
+            return Err(invalid("scoring.timeout", "a positive duration, e.g. \"10m\""));
+        }
+        if !(self.scoring.tolerance > 0.0 && self.scoring.tolerance < 1.0) {
+            return Err(invalid("scoring.tolerance", "a number between 0 and 1"));
+        }
+        if let Transform::LnMinusFloor(floor) = self.metric.transform
+            && !floor.is_finite()
+        {
+            return Err(invalid("metric.transform.ln-minus-floor", "a finite floor"));
+        }
+        if let CalibrationSpec::Pinned { starting, reference } = self.calibration {
+            let (Some(ts), Some(tr)) = (self.metric.transform.apply(starting), self.metric.transform.apply(reference))
+            else {
+                return Err(invalid(
+                    "calibration",
+                    "starting and reference raw scores inside the transform's domain (e.g. > floor for ln-minus-floor)",
+                ));
+            };
+            let improves = match self.metric.direction {
+                Direction::Lower => tr < ts,
+                Direction::Higher => tr > ts,
+            };
+            if !improves {
+                return Err(invalid("calibration.reference", "a reference score better than the starting score in the metric's direction"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn variant(&self, name: &str) -> Option<&Variant> {
+        self.variants.get(name)
+    }
+}
+
+/// Task ids and variant names: `[a-z][a-z0-9]*(-[a-z0-9]+)*`.
+pub fn is_valid_id(id: &str) -> bool {
+    id.starts_with(|c: char| c.is_ascii_lowercase())
+        && !id.ends_with('-')
+        && !id.contains("--")
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+impl Transform {
+    /// The transformed score, or `None` where the transform is undefined (ln of a non-positive number).
+    pub fn apply(&self, raw: f64) -> Option<f64> {
+        let value = match *self {
+            Transform::Identity => raw,
+            Transform::Ln => raw.ln(),
+            Transform::LnMinusFloor(floor) => (raw - floor).ln(),
+        };
+        value.is_finite().then_some(value)
+    }
+}
+
+impl Direction {
+    /// Whether raw score `a` is better than `b`.
+    pub fn better(self, a: f64, b: f64) -> bool {
+        match self {
+            Direction::Lower => a < b,
+            Direction::Higher => a > b,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transforms_are_monotone_and_reject_their_domain_edges() {
+        assert_eq!(Transform::Identity.apply(-3.0), Some(-3.0));
+        assert_eq!(Transform::Ln.apply(1.0), Some(0.0));
+        assert_eq!(Transform::Ln.apply(0.0), None);
+        assert_eq!(Transform::LnMinusFloor(1.5).apply(1.5), None);
+        assert!((Transform::LnMinusFloor(1.5).apply(2.5).unwrap()).abs() < 1e-12);
+        assert!(Transform::Ln.apply(2.0).unwrap() < Transform::Ln.apply(3.0).unwrap());
+    }
+
+    #[test]
+    fn ids() {
+        for ok in ["a", "optimize-kernel", "task2", "a-1-b"] {
+            assert!(is_valid_id(ok), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "a--b", "A", "1a", "a_b", "a b", "../x"] {
+            assert!(!is_valid_id(bad), "{bad}");
+        }
+    }
+}
