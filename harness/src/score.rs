@@ -169,6 +169,7 @@ pub fn score(
         params,
         calibration_cache: Some(ws.calibration_cache(&task.id)),
         calibrate: live,
+        solution_timeout_secs: None,
     };
     // A live calibration may time the starting and reference solutions within this scoring.
     let timeout = task.manifest.scoring.timeout * if live { 3 } else { 1 };
@@ -212,6 +213,7 @@ pub fn bench(ws: &Workspace, task: &TaskEntry, variant: &str, options: &ScoreOpt
         params,
         calibration_cache: None,
         calibrate: false,
+        solution_timeout_secs: None,
     };
     match scorer::call(scorer_bin, &Request::Bench(request), task.manifest.scoring.timeout * 4)? {
         Ok(Response::Bench(report)) => Ok(report),

@@ -45,7 +45,9 @@ impl Calibration {
         if span == 0.0 || !span.is_finite() {
             return None;
         }
-        Some(((t - t_start) / span).max(0.0))
+        let normalized = (t - t_start) / span;
+        // Not `max(0.0)`, which may give -0.0 and print as "-0.000".
+        Some(if normalized > 0.0 { normalized } else { 0.0 })
     }
 }
 

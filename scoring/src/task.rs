@@ -85,6 +85,10 @@ pub struct ScoreRequest {
     pub calibration_cache: Option<PathBuf>,
     /// Whether to calibrate live (the harness sets it for tasks whose calibration is live).
     pub calibrate: bool,
+    /// Overrides the manifest's limit on one run of the solution, in seconds (tests use short
+    /// ones to exercise solutions that never finish).
+    #[serde(default)]
+    pub solution_timeout_secs: Option<f64>,
 }
 
 impl ScoreRequest {

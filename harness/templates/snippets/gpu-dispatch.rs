@@ -1,0 +1,3 @@
+        if variant.features.iter().any(|f| f == "cuda") {
+            return gpu::score(request);
+        }

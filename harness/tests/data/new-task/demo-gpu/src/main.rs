@@ -1,0 +1,5 @@
+//! The `demo-gpu` scorer binary: answers one request of the harness's JSON protocol.
+
+fn main() -> std::process::ExitCode {
+    rebench_scoring::protocol::serve(&demo_gpu::Scorer::new())
+}

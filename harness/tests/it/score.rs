@@ -1,0 +1,73 @@
+//! Scoring through the protocol: whatever a scorer does (crash, hang, garbage, its own error)
+//! becomes a logged invalid outcome with the reason, and the harness goes on.
+
+use rebench_harness::score::{ScoreOptions, Target, score};
+use rebench_harness::tasks;
+use rebench_scoring::fsutil::Solution;
+use rebench_scoring::log::read_log;
+
+use crate::fixtures::{Fixture, manifest, scored};
+
+#[test]
+fn valid_scores_are_normalized_and_logged() {
+    let f = Fixture::new();
+    f.task("alpha", &manifest("alpha"));
+    let task = tasks::find(&f.ws, "alpha").unwrap();
+    let bin = f.scorer("ok", &scored(10.0));
+    let result = score(&f.ws, &task, "cpu", &Target::Named(Solution::Reference), &ScoreOptions::default(), &bin).unwrap();
+    assert!(result.entry.valid, "{}", result.entry.message);
+    assert!((result.entry.normalized.unwrap() - 1.0).abs() < 1e-12);
+    assert_eq!(result.phases["run"], 0.5);
+    let log = read_log(&result.log).unwrap();
+    assert_eq!(log.entries, vec![result.entry.clone()]);
+    assert!(result.json()["normalized"].as_f64().is_some());
+    assert!(f.ws.store("alpha", "cpu").join(".prepared").is_file(), "prepare ran first");
+}
+
+#[test]
+fn misbehaving_scorers_become_invalid_entries_and_the_log_survives() {
+    let f = Fixture::new();
+    f.task("alpha", &manifest("alpha"));
+    let task = tasks::find(&f.ws, "alpha").unwrap();
+    let log = f.dir.path().join("log.jsonl");
+    let options = ScoreOptions { log: Some(log.clone()), ..ScoreOptions::default() };
+    let cases = [
+        ("crash", "echo 'thread main panicked: boom' >&2; exit 101", "exited with status 101"),
+        ("hang", "sleep 30", "timed out"),
+        ("garbage", "echo 'hello, I am not JSON'", "response is not valid"),
+        ("silent", "exit 0", "printed no response"),
+        ("error", "echo '{\"kind\":\"error\",\"message\":\"disk full\"}'; exit 1", "the scorer reported an error: disk full"),
+        ("ok", &scored(20.0), ""),
+    ];
+    for (name, script, expected) in cases {
+        let bin = f.scorer(name, script);
+        let start = std::time::Instant::now();
+        let result = score(&f.ws, &task, "cpu", &Target::Named(Solution::Starting), &options, &bin).unwrap();
+        assert!(start.elapsed().as_secs() < 10, "{name} took {:?}", start.elapsed());
+        if expected.is_empty() {
+            assert!(result.entry.valid, "{name}: {}", result.entry.message);
+        } else {
+            assert!(!result.entry.valid, "{name} should be invalid");
+            assert!(result.entry.message.contains(expected), "{name}: {:?} does not contain {expected:?}", result.entry.message);
+        }
+    }
+    let entries = read_log(&log).unwrap();
+    assert!(entries.torn_tail.is_none());
+    assert_eq!(entries.entries.len(), cases.len(), "every scoring is logged, valid or not");
+    assert_eq!(entries.entries.iter().filter(|e| e.valid).count(), 1);
+}
+
+#[test]
+fn workdir_without_solution_and_unknown_params_are_errors() {
+    let f = Fixture::new();
+    f.task("alpha", &manifest("alpha"));
+    let task = tasks::find(&f.ws, "alpha").unwrap();
+    let bin = f.scorer("ok", &scored(10.0));
+    let err = score(&f.ws, &task, "cpu", &Target::Workdir(f.dir.path().join("nowhere")), &ScoreOptions::default(), &bin)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("has no solution/ directory"), "{err}");
+    let options = ScoreOptions { params: [("m".to_owned(), serde_json::json!(5))].into(), ..ScoreOptions::default() };
+    let err = score(&f.ws, &task, "cpu", &Target::Named(Solution::Starting), &options, &bin).unwrap_err().to_string();
+    assert!(err.contains("has no parameter `m` (it has: label, n)"), "{err}");
+}
