@@ -222,6 +222,13 @@ pub fn run(ws: &Workspace, command: Cmd) -> anyhow::Result<ExitCode> {
                 println!("{}", result.human_line());
                 let phases: Vec<String> = result.phases.iter().map(|(k, v)| format!("{k} {v:.2} s")).collect();
                 println!("  phases: {}; log: {}", phases.join(", "), result.log.display());
+                if let Some(timed) = result.phases.get("timed") {
+                    println!(
+                        "  timed work {timed:.2} s of {:.2} s; overhead (building, untimed runs, checks, calibration, harness) {:.2} s",
+                        result.wall_secs,
+                        result.wall_secs - timed
+                    );
+                }
             }
             return Ok(if result.entry.valid { ExitCode::SUCCESS } else { ExitCode::from(3) });
         }

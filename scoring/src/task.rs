@@ -106,6 +106,7 @@ pub struct Scored {
     pub outcome: Outcome,
     pub calibration: Option<Calibration>,
     /// Seconds per phase (`build`, `run`, `verify`, `calibrate`...), for overhead reports.
+    /// By convention `timed` is the task's own timed work; the rest of a scoring is overhead.
     pub phases: BTreeMap<String, f64>,
 }
 

@@ -1,0 +1,279 @@
+//! The optimize-kernel scorer (RE-Bench's "Optimize a Kernel", CPU variant).
+//!
+//! Scoring builds the timing driver (`driver/main.rs`, out of the agent's reach) against a
+//! snapshot of the solution, runs it in a child process, and then re-verifies every timed
+//! trial here, in the scorer's own process: the inputs are regenerated from the hidden seed, the
+//! ground truth recomputed, and its digest compared with the one the driver reported. The
+//! solution shares the driver's process and could subvert checks made there; it cannot reach
+//! this one.
+
+pub mod spec;
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use rebench_scoring::driver::{self, BuildPlan, DriverRun, DriverSource};
+use rebench_scoring::fsutil::{self, Solution};
+use rebench_scoring::measure::{Fingerprint, Stats};
+use rebench_scoring::subprocess::Limits;
+use rebench_scoring::task::{self, BenchReport, Phases, ScoreRequest, Scored};
+use rebench_scoring::{Manifest, Outcome, Task};
+use serde_json::{Value, json};
+
+const MANIFEST: &str = include_str!("../task.toml");
+const DRIVER_MAIN: &str = include_str!("../driver/main.rs");
+const SPEC: &str = include_str!("spec.rs");
+const DRIVER: DriverSource<'static> = DriverSource { files: &[("src/main.rs", DRIVER_MAIN), ("src/spec.rs", SPEC)] };
+
+#[derive(Debug)]
+pub struct OptimizeKernel {
+    manifest: Manifest,
+}
+
+impl Default for OptimizeKernel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OptimizeKernel {
+    pub fn new() -> OptimizeKernel {
+        let manifest = Manifest::parse(MANIFEST, Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/task.toml")))
+            .expect("the embedded task.toml is validated by the tests");
+        OptimizeKernel { manifest }
+    }
+}
+
+/// What one measurement is asked to do.
+struct Plan {
+    n: usize,
+    warmup: u64,
+    trials: u64,
+    seed: u64,
+}
+
+impl Plan {
+    fn from_request(request: &ScoreRequest, seed: u64) -> anyhow::Result<Plan> {
+        let trials = request.param_u64("trials")?;
+        anyhow::ensure!(trials >= 1, "parameter `trials` must be at least 1");
+        Ok(Plan {
+            n: usize::try_from(request.param_u64("n")?).context("parameter `n` is too large")?,
+            warmup: request.param_u64("warmup")?,
+            trials,
+            seed,
+        })
+    }
+
+    fn args(&self, mode: &str) -> Vec<String> {
+        [mode, "--seed", &self.seed.to_string(), "--n", &self.n.to_string()]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(["--warmup".into(), self.warmup.to_string(), "--trials".into(), self.trials.to_string()])
+            .collect()
+    }
+}
+
+impl OptimizeKernel {
+    fn limits(&self, request: &ScoreRequest) -> anyhow::Result<Limits> {
+        let variant = self.manifest.variant(&request.variant).with_context(|| format!("no variant `{}`", request.variant))?;
+        let timeout = request.solution_timeout_secs.map_or(self.manifest.scoring.timeout, Duration::from_secs_f64);
+        Ok(Limits {
+            timeout: Some(timeout),
+            address_space: Some((variant.resources.memory_gib * (1u64 << 30) as f64) as u64),
+        })
+    }
+
+    /// Builds and runs the driver on `solution`; `Ok(Err(outcome))` when the solution failed.
+    fn run_driver(
+        &self,
+        request: &ScoreRequest,
+        solution: &Path,
+        label: &str,
+        plan: &Plan,
+        mode: &str,
+        phases: &mut Phases,
+    ) -> anyhow::Result<Result<(Value, Duration), Outcome>> {
+        let build = BuildPlan {
+            scratch: request.env.scratch.join(label),
+            solution: solution.to_owned(),
+            target_dir: request.env.target_dir.clone(),
+            timeout: self.manifest.scoring.timeout,
+        };
+        let binary = match phases.time("build", || driver::build(&build, DRIVER))? {
+            Ok(binary) => binary,
+            Err(reason) => return Ok(Err(Outcome::invalid(reason, json!({"phase": "build"})))),
+        };
+        let limits = self.limits(request)?;
+        match phases.time("run", || driver::run(&binary, &plan.args(mode), &limits))? {
+            DriverRun::Report { report, finished } => Ok(Ok((report, finished.wall))),
+            DriverRun::Failed { reason, .. } => Ok(Err(Outcome::invalid(reason, json!({"phase": "run", "n": plan.n})))),
+        }
+    }
+
+    /// Times `solution` and verifies every timed trial out of process. The raw score is the
+    /// median time in milliseconds.
+    fn measure(&self, request: &ScoreRequest, solution: &Path, label: &str, plan: &Plan, phases: &mut Phases) -> anyhow::Result<Outcome> {
+        let (report, wall) = match self.run_driver(request, solution, label, plan, "run", phases)? {
+            Ok(done) => done,
+            Err(invalid) => return Ok(invalid),
+        };
+        let trials_ms: Option<Vec<f64>> =
+            report["trials_ms"].as_array().map(|a| a.iter().filter_map(Value::as_f64).collect());
+        let digests: Option<Vec<String>> =
+            report["digests"].as_array().map(|a| a.iter().filter_map(|d| d.as_str().map(str::to_owned)).collect());
+        let (Some(trials_ms), Some(digests)) = (trials_ms, digests) else {
+            return Ok(Outcome::invalid(format!("the driver's report is malformed: {report}"), json!({})));
+        };
+        if trials_ms.len() as u64 != plan.trials || digests.len() as u64 != plan.trials {
+            return Ok(Outcome::invalid(
+                format!("the driver reported {} times and {} digests for {} trials", trials_ms.len(), digests.len(), plan.trials),
+                json!({}),
+            ));
+        }
+        // Timed work cannot take longer than the process that did it.
+        let reported: f64 = trials_ms.iter().sum();
+        if reported > wall.as_secs_f64() * 1000.0 * 1.01 {
+            return Ok(Outcome::invalid(
+                format!("the reported trial times ({reported:.1} ms) exceed the driver's wall time ({:.1} ms)", wall.as_secs_f64() * 1000.0),
+                json!({}),
+            ));
+        }
+        let mismatch = phases.time("verify", || first_wrong_digest(plan, &digests));
+        if let Some(k) = mismatch {
+            return Ok(Outcome::invalid(
+                format!(
+                    "timed trial {k}: the output's digest does not match the scorer's own ground truth, although the driver's in-process checks passed (tampering with the driver?)"
+                ),
+                json!({"trial": k}),
+            ));
+        }
+        // The task's own timed work: everything else in a scoring is overhead.
+        *phases.0.entry("timed".into()).or_default() += reported / 1000.0;
+        let Some(stats) = Stats::from_samples(&trials_ms) else {
+            return Ok(Outcome::invalid("the driver reported non-finite times", json!({"trials_ms": trials_ms})));
+        };
+        if stats.median <= 0.0 {
+            return Ok(Outcome::invalid(format!("a median time of {} ms is not a measurement", stats.median), json!({})));
+        }
+        Ok(Outcome::valid(
+            stats.median,
+            format!(
+                "median {:.3} ms over {} trials (min {:.3}, max {:.3}) for n = {}",
+                stats.median, stats.n, stats.min, stats.max, plan.n
+            ),
+            json!({"n": plan.n, "trials_ms": trials_ms, "stats": stats, "timed_ms": reported}),
+        ))
+    }
+
+    /// Materializes and times the task's own starting or reference solution.
+    fn measure_own(&self, request: &ScoreRequest, dir: &Path, which: Solution, seed: u64, phases: &mut Phases) -> anyhow::Result<Outcome> {
+        let plan = Plan::from_request(request, seed)?;
+        self.measure(request, dir, &format!("own-{}", which.name()), &plan, phases)
+    }
+}
+
+/// The first timed trial whose reported digest differs from the ground truth's, recomputed
+/// here; trials are verified two at a time (each input takes 400 MB at full size).
+fn first_wrong_digest(plan: &Plan, digests: &[String]) -> Option<u64> {
+    let verify = |k: u64| {
+        let input = spec::generate_input(spec::trial_seed(plan.seed, plan.warmup + k), plan.n);
+        digests[k as usize] != format!("{:016x}", spec::reference_digest(&input))
+    };
+    let trials: Vec<u64> = (0..plan.trials).collect();
+    trials.chunks(2).find_map(|pair| {
+        let wrong: Vec<bool> = std::thread::scope(|s| {
+            let handles: Vec<_> = pair.iter().map(|&k| s.spawn(move || verify(k))).collect();
+            handles.into_iter().map(|h| h.join().expect("verification does not panic")).collect()
+        });
+        pair.iter().zip(wrong).find_map(|(&k, w)| w.then_some(k))
+    })
+}
+
+/// Calibration and benchmark measurements use seeds of their own, derived from the request's.
+fn derived_seed(seed: u64, which: Solution) -> u64 {
+    spec::trial_seed(seed ^ 0x5eed_ca11_b4a7_e000, which as u64 + 1)
+}
+
+impl Task for OptimizeKernel {
+    fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    fn score(&self, request: &ScoreRequest) -> anyhow::Result<Scored> {
+        let mut phases = Phases::default();
+        let plan = Plan::from_request(request, request.seed)?;
+        let outcome = self.measure(request, &request.solution, "solution", &plan, &mut phases)?;
+        let calibration = if request.calibrate && outcome.is_valid() {
+            let key = fsutil::hash_bytes(format!("{DRIVER_MAIN}{SPEC}").as_bytes());
+            let mut calibrate_phases = Phases::default();
+            let calibration = task::calibrate_live(request, &key, |dir, which| {
+                self.measure_own(request, dir, which, derived_seed(request.seed, which), &mut calibrate_phases)
+            })?;
+            if !calibrate_phases.0.is_empty() {
+                phases.0.insert("calibrate".into(), calibrate_phases.0.values().sum());
+            }
+            Some(calibration)
+        } else {
+            None
+        };
+        Ok(Scored { outcome, calibration, phases: phases.0 })
+    }
+
+    fn bench(&self, request: &ScoreRequest) -> anyhow::Result<BenchReport> {
+        let mut phases = Phases::default();
+        let mut times = Vec::new();
+        for which in [Solution::Starting, Solution::Reference] {
+            let dir = request.env.scratch.join("bench").join(which.name());
+            fsutil::materialize(&request.env.task_dir, which, &dir)?;
+            let outcome = self.measure_own(request, &dir, which, derived_seed(request.seed, which), &mut phases)?;
+            let ms = outcome.raw().with_context(|| format!("the {} solution is invalid: {}", which.name(), outcome.message()))?;
+            times.push((which.name(), ms));
+        }
+        // The floor: the same bytes copied, linked against the starting solution (unused there).
+        let plan = Plan::from_request(request, request.seed)?;
+        let starting_dir = request.env.scratch.join("bench").join("starting");
+        let (floor, _) = self
+            .run_driver(request, &starting_dir, "own-starting", &plan, "floor", &mut phases)?
+            .map_err(|o| anyhow::anyhow!("the floor measurement failed: {}", o.message()))?;
+        let median = |key: &str| -> anyhow::Result<f64> {
+            let samples: Vec<f64> = floor[key].as_array().context("floor report")?.iter().filter_map(Value::as_f64).collect();
+            Ok(Stats::from_samples(&samples).context("floor samples")?.median)
+        };
+        let floors = [
+            ("floor: copy into a fresh Vec, 1 thread", median("fresh_ms")?),
+            ("floor: copy into a fresh Vec, all threads", median("fresh_parallel_ms")?),
+            ("floor: copy into a touched buffer, 1 thread", median("warm_ms")?),
+            ("floor: copy into a touched buffer, all threads", median("warm_parallel_ms")?),
+        ];
+        let fresh_floor = floors[0].1.min(floors[1].1);
+        let warm_floor = floors[2].1.min(floors[3].1);
+        let mut rows: Vec<Vec<String>> =
+            floors.iter().map(|(name, ms)| vec![(*name).to_owned(), format!("{ms:.2}"), format!("{:.2}", ms / fresh_floor), format!("{:.2}", ms / warm_floor)]).collect();
+        for (name, ms) in &times {
+            rows.push(vec![format!("{name} solution"), format!("{ms:.2}"), format!("{:.2}", ms / fresh_floor), format!("{:.2}", ms / warm_floor)]);
+        }
+        Ok(BenchReport {
+            title: format!("optimize-kernel [{}], n = {}, median of {} trials", request.variant, plan.n, plan.trials),
+            header: vec!["what".into(), "ms".into(), "x fresh floor".into(), "x touched floor".into()],
+            rows,
+            notes: vec![
+                format!("machine: {}", Fingerprint::current().describe()),
+                format!("starting / reference: {:.2}x", times[0].1 / times[1].1),
+                "the fresh floor (best of 1 thread and all threads) is the fair one: a solution must allocate its output too".into(),
+            ],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_manifest_parses_and_matches_the_crate() {
+        let task = OptimizeKernel::new();
+        assert_eq!(task.manifest().task.id, env!("CARGO_PKG_NAME"));
+        assert!(task.manifest().variant("cpu").is_some());
+    }
+}

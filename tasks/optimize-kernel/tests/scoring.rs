@@ -1,0 +1,123 @@
+//! The optimize-kernel scorer end to end, in process through the `Task` trait: the starting
+//! solution scores about 0, the reference about 1, and every kind of bad solution is invalid
+//! with a reason that says what went wrong.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use optimize_kernel::OptimizeKernel;
+use rebench_scoring::fsutil::{self, Solution};
+use rebench_scoring::task::{Environment, ScoreRequest};
+use rebench_scoring::{Outcome, Task};
+use serde_json::json;
+
+fn task_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A request for `solution` at a test size; solution builds share one target directory.
+fn request(scratch: &Path, solution: &Path, n: u64, calibrate: bool) -> ScoreRequest {
+    let params: BTreeMap<String, serde_json::Value> =
+        [("n".to_owned(), json!(n)), ("warmup".to_owned(), json!(1)), ("trials".to_owned(), json!(3))].into();
+    ScoreRequest {
+        variant: "cpu".into(),
+        solution: solution.to_owned(),
+        env: Environment {
+            task_dir: task_dir(),
+            store: scratch.join("store"),
+            scratch: scratch.join("scratch"),
+            target_dir: Path::new(env!("CARGO_TARGET_TMPDIR")).join("optimize-kernel-solutions"),
+        },
+        seed: 42,
+        params,
+        calibration_cache: None,
+        calibrate,
+        solution_timeout_secs: Some(20.0),
+    }
+}
+
+/// The starting solution with `fixture`'s files overlaid; the starting library stays
+/// available to the fixture as `mod naive`.
+fn fixture(dir: &Path, name: &str) -> PathBuf {
+    let solution = dir.join(name);
+    fsutil::materialize(&task_dir(), Solution::Starting, &solution).unwrap();
+    std::fs::copy(solution.join("src/lib.rs"), solution.join("src/naive.rs")).unwrap();
+    fsutil::copy_tree(&task_dir().join("tests/fixtures").join(name), &solution).unwrap();
+    solution
+}
+
+fn invalid_reason<'a>(name: &str, outcome: &'a Outcome) -> &'a str {
+    match outcome {
+        Outcome::Invalid { reason, .. } => reason,
+        Outcome::Valid { message, .. } => panic!("{name}: expected an invalid outcome, got a valid one: {message}"),
+    }
+}
+
+/// Timing tests run one at a time: two of them sharing two cores would measure each other.
+static TIMING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    TIMING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[test]
+fn starting_scores_about_zero_and_reference_about_one() {
+    let _guard = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let task = OptimizeKernel::new();
+    let tolerance = task.manifest().scoring.tolerance;
+    let transform = task.manifest().metric.transform;
+    for (which, expected) in [(Solution::Starting, 0.0), (Solution::Reference, 1.0)] {
+        let solution = dir.path().join(which.name());
+        fsutil::materialize(&task_dir(), which, &solution).unwrap();
+        let scored = task.score(&request(dir.path(), &solution, 4_000_000, true)).unwrap();
+        let raw = scored.outcome.raw().unwrap_or_else(|| panic!("{}: {}", which.name(), scored.outcome.message()));
+        let calibration = scored.calibration.expect("live calibration");
+        let normalized = calibration.normalize(transform, raw).unwrap();
+        assert!(
+            (normalized - expected).abs() <= tolerance,
+            "{}: normalized {normalized:.3} (raw {raw:.3} ms, calibration {calibration:?})",
+            which.name()
+        );
+    }
+}
+
+#[test]
+fn bad_solutions_are_invalid_with_a_reason() {
+    let _guard = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let task = OptimizeKernel::new();
+    let cases = [
+        ("panics", "solution panicked: index out of bounds in my kernel"),
+        ("loops", "did not finish within 20 s"),
+        ("wrong-length", "returned 99999 values for an input of 100000"),
+        ("wrong-value", "index 50000"),
+        ("mutates-input", "mutated its input"),
+        ("caches-answer", "index"),
+        ("out-of-memory", "ran out of memory (limit 12.0 GiB)"),
+        ("forges-report", "does not match the scorer's own ground truth"),
+        ("does-not-build", "the solution does not build"),
+    ];
+    for (name, expected) in cases {
+        let solution = fixture(dir.path(), name);
+        let scored = task.score(&request(dir.path(), &solution, 100_000, true)).unwrap();
+        let reason = invalid_reason(name, &scored.outcome);
+        assert!(reason.contains(expected), "{name}: {reason:?} does not contain {expected:?}");
+        assert!(scored.calibration.is_none(), "{name}: an invalid solution needs no calibration");
+    }
+}
+
+#[test]
+fn edge_sizes_are_scored_exactly() {
+    let _guard = exclusive();
+    let dir = tempfile::tempdir().unwrap();
+    let task = OptimizeKernel::new();
+    for which in [Solution::Starting, Solution::Reference] {
+        let solution = dir.path().join(which.name());
+        fsutil::materialize(&task_dir(), which, &solution).unwrap();
+        for n in [1, 7, (1 << 16) + 3] {
+            let scored = task.score(&request(dir.path(), &solution, n, false)).unwrap();
+            assert!(scored.outcome.is_valid(), "{} n={n}: {}", which.name(), scored.outcome.message());
+        }
+    }
+}
