@@ -70,15 +70,23 @@ fn starting_scores_about_zero_and_reference_about_one() {
     for (which, expected) in [(Solution::Starting, 0.0), (Solution::Reference, 1.0)] {
         let solution = dir.path().join(which.name());
         fsutil::materialize(&task_dir(), which, &solution).unwrap();
-        let scored = task.score(&request(dir.path(), &solution, 4_000_000, true)).unwrap();
-        let raw = scored.outcome.raw().unwrap_or_else(|| panic!("{}: {}", which.name(), scored.outcome.message()));
-        let calibration = scored.calibration.expect("live calibration");
-        let normalized = calibration.normalize(transform, raw).unwrap();
-        assert!(
-            (normalized - expected).abs() <= tolerance,
-            "{}: normalized {normalized:.3} (raw {raw:.3} ms, calibration {calibration:?})",
-            which.name()
-        );
+        // Timings on a shared 2-core machine are noisy: a scoring may land next to a busy
+        // neighbour. Three attempts, each a fresh calibration and a fresh measurement; a
+        // systematic error fails all three.
+        let mut attempts = Vec::new();
+        let mut passed = false;
+        while !passed && attempts.len() < 3 {
+            let scored = task.score(&request(dir.path(), &solution, 4_000_000, true)).unwrap();
+            let raw = scored.outcome.raw().unwrap_or_else(|| panic!("{}: {}", which.name(), scored.outcome.message()));
+            let calibration = scored.calibration.expect("live calibration");
+            let normalized = calibration.normalize(transform, raw).unwrap();
+            attempts.push(format!(
+                "normalized {normalized:.3} (raw {raw:.3} ms; calibration {:.3} / {:.3} ms)",
+                calibration.starting, calibration.reference
+            ));
+            passed = (normalized - expected).abs() <= tolerance;
+        }
+        assert!(passed, "{}: expected {expected} within {tolerance}; attempts: {attempts:#?}", which.name());
     }
 }
 
