@@ -12,6 +12,9 @@ use rebench_scoring::Direction;
 use rebench_scoring::fsutil::Solution;
 use serde_json::Value;
 
+use crate::agent::{Agent, AgentKind};
+use crate::run::{RunConfig, TrialEnv};
+use crate::sandbox::Isolation;
 use crate::score::{ScoreOptions, Target};
 use crate::workspace::Workspace;
 use crate::{new_task, reset, score, scorer, tasks, validate};
@@ -56,7 +59,7 @@ pub struct ScoreFlags {
 
 impl ScoreFlags {
     fn options(&self, log: Option<PathBuf>) -> ScoreOptions {
-        ScoreOptions { seed: self.seed, params: self.params.iter().cloned().collect::<BTreeMap<_, _>>(), log }
+        ScoreOptions { seed: self.seed, params: self.params.iter().cloned().collect::<BTreeMap<_, _>>(), log, origin: None }
     }
 }
 
@@ -145,6 +148,71 @@ pub enum Cmd {
         #[arg(long)]
         cuda: bool,
     },
+    /// Run an agent on tasks: one trial per task and seed, under a wall-clock budget.
+    /// Run the same command again to resume an interrupted run.
+    Run {
+        /// An agent file (TOML) or a built-in agent: nop, oracle.
+        #[arg(long)]
+        agent: String,
+        /// Task ids (repeatable or comma-separated), or `all`.
+        #[arg(long = "task", required = true, value_delimiter = ',')]
+        tasks: Vec<String>,
+        #[arg(long, default_value = "cpu")]
+        variant: String,
+        #[arg(long, default_value_t = 1)]
+        seeds: u32,
+        /// The agent's wall-clock budget per trial, e.g. `30m`, `8h`.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        time_limit: std::time::Duration,
+        /// Trials at once (also bounded by the tasks' declared cores).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// The run directory (default: runs/<date-time>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override a variant parameter for every trial (repeatable).
+        #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
+        params: Vec<(String, Value)>,
+        #[arg(long, value_enum, default_value = "local")]
+        executor: ExecutorArg,
+        #[command(flatten)]
+        slurm: SlurmFlags,
+        /// Run agents without bubblewrap (when it is not installed). See the warning it prints.
+        #[arg(long)]
+        unsandboxed: bool,
+    },
+    /// Run one trial of an existing run directory (what each Slurm array element does).
+    RunTrial {
+        #[arg(long)]
+        run_dir: PathBuf,
+        #[arg(long)]
+        trial: String,
+        #[arg(long)]
+        unsandboxed: bool,
+    },
+    /// Work on a task yourself: prepares a workdir, serves `score` and ends at the budget.
+    Start {
+        task: String,
+        #[arg(long, default_value = "cpu")]
+        variant: String,
+        /// Your budget (default: the variant's).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        time_limit: Option<std::time::Duration>,
+        /// The run directory (default: runs/<date-time>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Ask the harness to score the current solution (inside a trial; the `score` command).
+    #[command(hide = true)]
+    AgentScore,
+    /// Tables, plots and exports of one or more run directories.
+    Report {
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Where the HTML page, plots and exports go (default: <first run>/report).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Export a score log in METR's CSV layout (timestamp,score,message,details).
     ExportCsv {
         log: PathBuf,
@@ -154,9 +222,29 @@ pub enum Cmd {
     },
 }
 
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ExecutorArg {
+    Local,
+    Slurm,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SlurmFlags {
+    /// Slurm partition (with --executor slurm).
+    #[arg(long)]
+    pub partition: Option<String>,
+    /// Extra sbatch arguments (repeatable), e.g. `--sbatch-arg=--account=ml`.
+    #[arg(long = "sbatch-arg", allow_hyphen_values = true)]
+    pub sbatch_args: Vec<String>,
+}
+
 /// Parses the arguments and runs; errors print with their causes and exit non-zero.
 pub fn main(ws: anyhow::Result<Workspace>) -> ExitCode {
     let cli = Cli::parse();
+    // The agent's `score` runs inside a sandbox, where no workspace is to be found.
+    if let Cmd::AgentScore = cli.command {
+        return crate::score_server::client();
+    }
     match ws.and_then(|ws| run(&ws, cli.command)) {
         Ok(code) => code,
         Err(err) => {
@@ -277,6 +365,71 @@ pub fn run(ws: &Workspace, command: Cmd) -> anyhow::Result<ExitCode> {
             let files = new_task::generate(&new_task::NewTask { id: id.clone(), direction, cuda }, &dest)?;
             println!("created {} ({} files); next: cargo xtask check {id}", dest.display(), files.len());
         }
+        Cmd::Run { agent, tasks: ids, variant, seeds, time_limit, jobs, out, params, executor, slurm, unsandboxed } => {
+            let agent = Agent::resolve(&agent)?;
+            let ids = if ids == ["all"] {
+                tasks::discover(ws)?.tasks.into_iter().filter(|t| t.manifest.variant(&variant).is_some()).map(|t| t.id).collect()
+            } else {
+                ids
+            };
+            for id in &ids {
+                tasks::find(ws, id)?.variant(&variant)?;
+            }
+            let mut config = RunConfig::new(agent.clone(), &variant, seeds, time_limit, ids, &format!("{executor:?}").to_lowercase());
+            config.params = params.into_iter().collect();
+            let run_dir = out.unwrap_or_else(|| ws.root.join("runs").join(&config.run_id));
+            crate::run::create(&run_dir, &config)?;
+            let isolation = isolation_for(&agent, unsandboxed)?;
+            let scorers = crate::run::build_scorers(ws, &config)?;
+            let ids: Vec<String> = config.trial_ids().into_iter().map(|s| s.trial_id).collect();
+            eprintln!("run {}: {} trials", run_dir.display(), ids.len());
+            let results = match executor {
+                ExecutorArg::Local => crate::run::run_local(ws, &run_dir, jobs, &TrialEnv::new(scorers, isolation, &ids)?)?,
+                ExecutorArg::Slurm => run_on_slurm(ws, &run_dir, &config, &slurm, unsandboxed)?,
+            };
+            print!("{}", crate::run::summary(&results));
+            println!("report: cargo xtask report {}", run_dir.display());
+            return Ok(if results.iter().all(|(_, r)| r.is_ok()) { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        }
+        Cmd::RunTrial { run_dir, trial, unsandboxed } => {
+            let config = crate::run::load_config(&run_dir)?;
+            let spec = config.trial_ids().into_iter().find(|s| s.trial_id == trial).with_context(|| {
+                format!("{} has no trial `{trial}`", run_dir.display())
+            })?;
+            let isolation = isolation_for(&config.agent, unsandboxed)?;
+            let scorers = crate::run::build_scorers(ws, &config)?;
+            let env = TrialEnv::new(scorers, isolation, std::slice::from_ref(&spec.trial_id))?;
+            let result = crate::run::run_trial(ws, &run_dir, &config, &spec, &env)?;
+            println!("{}: {} normalized {:.3}", result.trial_id, result.end_reason, result.normalized);
+        }
+        Cmd::Start { task, variant, time_limit, out } => {
+            let entry = tasks::find(ws, &task)?;
+            let budget = match time_limit {
+                Some(t) => t,
+                None => entry.variant(&variant)?.time_budget,
+            };
+            let config = RunConfig::new(Agent::resolve("human")?, &variant, 1, budget, vec![task], "local");
+            let run_dir = out.unwrap_or_else(|| ws.root.join("runs").join(&config.run_id));
+            crate::run::create(&run_dir, &config)?;
+            let scorers = crate::run::build_scorers(ws, &config)?;
+            let spec = config.trial_ids().remove(0);
+            eprintln!("instructions: {}", run_dir.join("trials").join(&spec.trial_id).join("workdir/instructions.md").display());
+            let env = TrialEnv::new(scorers, Isolation::Unsandboxed, std::slice::from_ref(&spec.trial_id))?;
+            let result = crate::run::run_trial(ws, &run_dir, &config, &spec, &env)?;
+            println!("time is up: final normalized score {:.3} ({})", result.normalized, result.end_reason);
+        }
+        Cmd::AgentScore => unreachable!("handled before the workspace is resolved"),
+        Cmd::Report { runs, out } => {
+            let report = crate::report::load(&runs)?;
+            print!("{}", crate::report::table(&report));
+            let out = out.unwrap_or_else(|| runs[0].join("report"));
+            std::fs::create_dir_all(&out)?;
+            let html = crate::report::write_html(&report, &out)?;
+            crate::report::write_csv(&report, &out.join("trials.csv"))?;
+            crate::report::write_jsonl(&report, &out.join("trials.jsonl"))?;
+            crate::report::export_metr_logs(&report, &out.join("metr-logs"))?;
+            println!("wrote {} (plots), trials.csv, trials.jsonl and metr-logs/ in {}", html.display(), out.display());
+        }
         Cmd::ExportCsv { log, out } => {
             let contents = rebench_scoring::log::read_log(&log)?;
             if let Some(tail) = &contents.torn_tail {
@@ -296,6 +449,84 @@ pub fn run(ws: &Workspace, command: Cmd) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The sandbox a run's agent gets: bubblewrap, or (only when asked) none, with a warning.
+fn isolation_for(agent: &Agent, unsandboxed: bool) -> anyhow::Result<Isolation> {
+    if agent.kind != AgentKind::Command {
+        // Built-in agents run no code of their own.
+        return Ok(Isolation::Unsandboxed);
+    }
+    match crate::sandbox::detect() {
+        Ok(isolation) => Ok(isolation),
+        Err(why) if unsandboxed => {
+            eprintln!("warning: running agents without a sandbox ({why}): {}", crate::sandbox::what_unsandboxed_gives_up());
+            Ok(Isolation::Unsandboxed)
+        }
+        Err(why) => bail!(
+            "no sandbox for the agent: {why}\nInstall bubblewrap (scripts/install-sandbox.sh), or pass --unsandboxed to run anyway, giving up: {}",
+            crate::sandbox::what_unsandboxed_gives_up()
+        ),
+    }
+}
+
+/// Submits the run's unfinished trials as one Slurm array job and waits for it.
+fn run_on_slurm(
+    ws: &Workspace,
+    run_dir: &std::path::Path,
+    config: &RunConfig,
+    flags: &SlurmFlags,
+    unsandboxed: bool,
+) -> anyhow::Result<Vec<(String, anyhow::Result<crate::run::TrialResult>)>> {
+    crate::slurm::available().map_err(|why| anyhow::anyhow!("--executor slurm: {why}"))?;
+    let exe = std::env::current_exe()?;
+    let run_dir = run_dir.canonicalize()?;
+    let pending: Vec<String> = config
+        .trial_ids()
+        .into_iter()
+        .filter(|s| crate::run::result_of(&run_dir, &s.trial_id).map(|r| r.is_none()).unwrap_or(true))
+        .map(|s| s.trial_id)
+        .collect();
+    if !pending.is_empty() {
+        let commands: Vec<Vec<String>> = pending
+            .iter()
+            .map(|id| {
+                let mut argv = vec![exe.display().to_string(), "run-trial".into(), "--run-dir".into(), run_dir.display().to_string(), "--trial".into(), id.clone()];
+                if unsandboxed {
+                    argv.push("--unsandboxed".into());
+                }
+                argv
+            })
+            .collect();
+        let task = tasks::find(ws, &config.tasks[0])?;
+        let v = task.variant(&config.variant)?;
+        let options = crate::slurm::SlurmOptions {
+            partition: flags.partition.clone(),
+            // The agent's budget, plus room for building, the final scoring and bookkeeping.
+            time_limit: std::time::Duration::from_secs_f64(config.time_limit_secs) + task.manifest.scoring.timeout * 4,
+            cpus_per_task: v.resources.cores,
+            mem_gib: Some(v.resources.memory_gib + 2.0),
+            gpus_per_task: v.resources.gpus,
+            extra_args: flags.sbatch_args.clone(),
+            max_parallel: None,
+        };
+        let job = crate::slurm::submit(&run_dir.join("slurm"), &config.run_id, &commands, &ws.root, &options)?;
+        eprintln!("submitted Slurm array job {} ({} trials); waiting", job.job_id, pending.len());
+        for element in crate::slurm::wait(&job, std::time::Duration::from_secs(2), None)? {
+            if !element.success() {
+                eprintln!("Slurm element {}: {}", element.index, element.describe());
+            }
+        }
+    }
+    Ok(config
+        .trial_ids()
+        .into_iter()
+        .map(|s| {
+            let result = crate::run::result_of(&run_dir, &s.trial_id)
+                .and_then(|r| r.with_context(|| format!("trial {} left no result (see {}/slurm)", s.trial_id, run_dir.display())));
+            (s.trial_id, result)
+        })
+        .collect())
 }
 
 /// A bench report as an aligned table.

@@ -25,6 +25,8 @@ pub enum Target {
     Named(Solution),
     /// The `solution/` of a workdir made by `reset`.
     Workdir(PathBuf),
+    /// A solution directory itself (a trial's snapshot), logged under `label`.
+    Solution { dir: PathBuf, label: String },
 }
 
 impl Target {
@@ -36,6 +38,7 @@ impl Target {
                 let path = dir.canonicalize().unwrap_or_else(|_| dir.clone());
                 format!("workdir-{}", &fsutil::hash_bytes(path.to_string_lossy().as_bytes())[..12])
             }
+            Target::Solution { label, .. } => label.clone(),
         }
     }
 }
@@ -49,6 +52,8 @@ pub struct ScoreOptions {
     pub params: BTreeMap<String, Value>,
     /// Log file; the default is under the harness home.
     pub log: Option<PathBuf>,
+    /// When the trial started: logged `elapsed_secs` count from it (default: the scoring's start).
+    pub origin: Option<SystemTime>,
 }
 
 /// The result of one scoring, as logged, with where the time went.
@@ -159,6 +164,7 @@ pub fn score(
             }
             solution
         }
+        Target::Solution { dir, .. } => dir.clone(),
     };
     let live = matches!(task.manifest.calibration, CalibrationSpec::Live);
     let request = ScoreRequest {
@@ -192,7 +198,11 @@ pub fn score(
         _ => outcome,
     };
     let log_path = options.log.clone().unwrap_or_else(|| ws.default_log(&task.id, variant, &label));
-    let mut entry = LogEntry::new(&task.manifest, variant, &label, &outcome, calibration.as_ref(), start.elapsed().as_secs_f64());
+    let elapsed = match options.origin {
+        Some(origin) => SystemTime::now().duration_since(origin).unwrap_or(Duration::ZERO).as_secs_f64(),
+        None => start.elapsed().as_secs_f64(),
+    };
+    let mut entry = LogEntry::new(&task.manifest, variant, &label, &outcome, calibration.as_ref(), elapsed);
     if let Value::Object(map) = &mut entry.details {
         map.insert("phases".into(), serde_json::to_value(&phases)?);
     }

@@ -96,3 +96,18 @@ pub fn scored(raw: f64) -> String {
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap()
 }
+
+/// The shell for a scorer that scores 10 (the reference's raw score) when the solution holds
+/// the reference's text and 100 (the starting one's) otherwise.
+pub fn scored_by_solution() -> String {
+    let valid = |raw: u32| {
+        format!(
+            "echo '{{\"kind\":\"scored\",\"outcome\":{{\"status\":\"valid\",\"raw\":{raw},\"message\":\"fine\",\"details\":{{}}}},\"calibration\":null,\"phases\":{{}}}}'"
+        )
+    };
+    format!(
+        "sol=$(printf '%s' \"$req\" | sed -n 's/.*\"solution\":\"\\([^\"]*\\)\".*/\\1/p'); if grep -q reference \"$sol/src/lib.rs\"; then {}; else {}; fi",
+        valid(10),
+        valid(100)
+    )
+}

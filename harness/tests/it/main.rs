@@ -2,6 +2,10 @@
 
 mod fixtures;
 mod new_task;
+mod report;
 mod reset;
+mod sandbox;
+mod run;
 mod score;
+mod slurm;
 mod tasks;

@@ -71,3 +71,52 @@ fn workdir_without_solution_and_unknown_params_are_errors() {
     let err = score(&f.ws, &task, "cpu", &Target::Named(Solution::Starting), &options, &bin).unwrap_err().to_string();
     assert!(err.contains("has no parameter `m` (it has: label, n)"), "{err}");
 }
+
+/// The socket takes no score from the agent: a request that claims one is scored by the
+/// harness like any other, and garbage is refused without logging anything.
+#[test]
+fn score_requests_cannot_carry_a_score() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixStream;
+    use std::sync::{Arc, Mutex};
+
+    use rebench_harness::progress::Progress;
+    use rebench_harness::reset;
+    use rebench_harness::score_server::{ScoreServer, TrialScoring};
+
+    let f = Fixture::new();
+    f.task("alpha", &manifest("alpha"));
+    let task = tasks::find(&f.ws, "alpha").unwrap();
+    let workdir = f.dir.path().join("workdir");
+    reset::reset(&f.ws, &task, "cpu", Solution::Starting, &workdir).unwrap();
+    let scoring = Arc::new(TrialScoring {
+        ws: f.ws.clone(),
+        task,
+        variant: "cpu".into(),
+        scorer_bin: f.scorer("ok", &scored(100.0)),
+        workdir,
+        log: f.dir.path().join("log.jsonl"),
+        snapshots: f.dir.path().join("snapshots"),
+        started: std::time::SystemTime::now(),
+        params: Default::default(),
+        lock: Mutex::new(()),
+        trial_id: "t".into(),
+        progress: Arc::new(Progress::new(&["t".to_owned()])),
+    });
+    let socket = f.dir.path().join("sock/score.sock");
+    let _server = ScoreServer::start(&socket, Arc::clone(&scoring)).unwrap();
+    let ask = |request: &str| {
+        let mut stream = UnixStream::connect(&socket).unwrap();
+        writeln!(stream, "{request}").unwrap();
+        let mut line = String::new();
+        BufReader::new(stream).read_line(&mut line).unwrap();
+        serde_json::from_str::<serde_json::Value>(&line).unwrap()
+    };
+    let forged = ask(r#"{"op":"score","raw":0.001,"normalized":99}"#);
+    assert_eq!(forged["raw"], 100.0, "{forged}");
+    let refused = ask("please give me a 1.0");
+    assert!(refused["message"].as_str().unwrap().contains("unknown request"), "{refused}");
+    let log = read_log(&f.dir.path().join("log.jsonl")).unwrap();
+    assert_eq!(log.entries.len(), 1);
+    assert_eq!(log.entries[0].raw, Some(100.0));
+}
