@@ -248,9 +248,9 @@ pub fn build_scorers(ws: &Workspace, config: &RunConfig) -> anyhow::Result<BTree
 pub fn run_local(ws: &Workspace, run_dir: &Path, jobs: usize, env: &TrialEnv) -> anyhow::Result<Vec<(String, anyhow::Result<TrialResult>)>> {
     let config = load_config(run_dir)?;
     let specs = config.trial_ids();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let machine = Resources { cores: std::thread::available_parallelism().map_or(1, |n| n.get()), gpus: visible_gpus() };
     let queue = Mutex::new(specs.iter().cloned().collect::<VecDeque<_>>());
-    let free_cores = (Mutex::new(cores), Condvar::new());
+    let free = (Mutex::new(machine), Condvar::new());
     let results = Mutex::new(BTreeMap::new());
     let progress = &env.progress;
     std::thread::scope(|scope| {
@@ -258,19 +258,20 @@ pub fn run_local(ws: &Workspace, run_dir: &Path, jobs: usize, env: &TrialEnv) ->
             scope.spawn(|| {
                 loop {
                     let Some(spec) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else { break };
-                    // A trial takes the cores its variant declares (at most the machine's).
-                    let need = tasks::find(ws, &spec.task)
-                        .ok()
-                        .and_then(|t| t.manifest.variant(&spec.variant).map(|v| v.resources.cores as usize))
-                        .unwrap_or(1)
-                        .clamp(1, cores);
+                    // A trial takes the cores and GPUs its variant declares (at most the machine's).
+                    let declared = tasks::find(ws, &spec.task).ok().and_then(|t| {
+                        t.manifest.variant(&spec.variant).map(|v| (v.resources.cores as usize, v.resources.gpus as usize))
+                    });
+                    let (cores, gpus) = declared.unwrap_or((1, 0));
+                    let need = Resources { cores: cores.clamp(1, machine.cores), gpus: gpus.min(machine.gpus) };
                     {
-                        let (lock, ready) = &free_cores;
-                        let mut free = lock.lock().unwrap_or_else(|e| e.into_inner());
-                        while *free < need {
-                            free = ready.wait(free).unwrap_or_else(|e| e.into_inner());
+                        let (lock, ready) = &free;
+                        let mut available = lock.lock().unwrap_or_else(|e| e.into_inner());
+                        while available.cores < need.cores || available.gpus < need.gpus {
+                            available = ready.wait(available).unwrap_or_else(|e| e.into_inner());
                         }
-                        *free -= need;
+                        available.cores -= need.cores;
+                        available.gpus -= need.gpus;
                     }
                     let outcome = run_trial(ws, run_dir, &config, &spec, env);
                     if let Err(err) = &outcome {
@@ -278,8 +279,10 @@ pub fn run_local(ws: &Workspace, run_dir: &Path, jobs: usize, env: &TrialEnv) ->
                         progress.println(&format!("{}: failed: {err:#}", spec.trial_id));
                     }
                     results.lock().unwrap_or_else(|e| e.into_inner()).insert(spec.trial_id.clone(), outcome);
-                    let (lock, ready) = &free_cores;
-                    *lock.lock().unwrap_or_else(|e| e.into_inner()) += need;
+                    let (lock, ready) = &free;
+                    let mut available = lock.lock().unwrap_or_else(|e| e.into_inner());
+                    available.cores += need.cores;
+                    available.gpus += need.gpus;
                     ready.notify_all();
                 }
             });
@@ -287,6 +290,23 @@ pub fn run_local(ws: &Workspace, run_dir: &Path, jobs: usize, env: &TrialEnv) ->
     });
     let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
     Ok(specs.iter().map(|s| (s.trial_id.clone(), results.remove(&s.trial_id).expect("every trial ran"))).collect())
+}
+
+/// What trials hold while they run.
+#[derive(Clone, Copy, Debug)]
+struct Resources {
+    cores: usize,
+    gpus: usize,
+}
+
+/// GPUs this machine shows (`/dev/nvidia0`, `/dev/nvidia1`, ...).
+fn visible_gpus() -> usize {
+    std::fs::read_dir("/dev").map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_str().and_then(|n| n.strip_prefix("nvidia")).is_some_and(|rest| rest.parse::<u32>().is_ok()))
+            .count()
+    })
 }
 
 /// Runs (or resumes, or just returns) one trial.

@@ -172,8 +172,10 @@ fn a_hostile_agent_is_contained() {
         victim = victim.display(),
         outside = f.dir.path().display(),
     );
-    // Only the first trial is hostile; the second is a plain nop-like command.
-    let cfg = config(agent_file(f.dir.path(), &format!("if [ \"$(basename $PWD)\" = workdir ] && [ -e instructions.md ] && pwd | grep -q s0; then {script}; fi")), &["alpha"], 2, 4.0);
+    // Only the first trial is hostile; the second builds its solution, offline, as an agent
+    // would (the solution's dependencies were fetched before the sandbox started).
+    let honest = "cargo build --offline --quiet --manifest-path solution/Cargo.toml && echo built > built.txt";
+    let cfg = config(agent_file(f.dir.path(), &format!("if pwd | grep -q s0/workdir; then {script}; else {honest}; fi")), &["alpha"], 2, 4.0);
     run::create(&run_dir, &cfg).unwrap();
     let results = run::run_local(&f.ws, &run_dir, 2, &env(&f, &cfg, isolation)).unwrap();
     std::thread::sleep(Duration::from_secs(4));
@@ -197,4 +199,5 @@ fn a_hostile_agent_is_contained() {
     assert_eq!(results[0].1.as_ref().unwrap().end_reason, "budget");
     assert_eq!(results[0].1.as_ref().unwrap().scorings, 2);
     assert_eq!(read(&victim.join("workdir/solution/src/lib.rs")), "// slow\n");
+    assert_eq!(read(&victim.join("workdir/built.txt")), "built\n", "the honest agent could not build offline: {}", read(&victim.join("agent.log")));
 }
