@@ -28,7 +28,7 @@ pub fn render_instructions(task: &TaskEntry, variant: &str) -> anyhow::Result<St
     values.insert("memory_gib".into(), v.resources.memory_gib.to_string());
     values.insert("gpus".into(), v.resources.gpus.to_string());
     values.insert("task_name".into(), task.manifest.task.name.clone());
-    let path = task.dir.join("instructions.md");
+    let path = instructions_template(&task.dir, variant);
     let template = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut out = String::with_capacity(template.len());
     let mut rest = template.as_str();
@@ -45,6 +45,14 @@ pub fn render_instructions(task: &TaskEntry, variant: &str) -> anyhow::Result<St
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// The instructions template of `variant`: `instructions.<variant>.md` where the task has one
+/// (a gpu variant whose agent edits other files, say), else `instructions.md`. Either way the
+/// workdir gets it as `instructions.md`.
+pub fn instructions_template(task_dir: &Path, variant: &str) -> std::path::PathBuf {
+    let specific = task_dir.join(format!("instructions.{variant}.md"));
+    if specific.is_file() { specific } else { task_dir.join("instructions.md") }
 }
 
 /// Creates the workdir `dest` (which must not exist, or be empty) for `variant` of `task`.

@@ -39,6 +39,16 @@ pub struct BuildPlan {
 /// `Ok(Err(reason))` when the solution is at fault (it does not build, it is not a package named
 /// `solution`, its build tampered with the driver); `Err` for infrastructure faults.
 pub fn build(plan: &BuildPlan, source: DriverSource<'_>) -> anyhow::Result<Result<PathBuf, String>> {
+    build_with_features(plan, source, &[])
+}
+
+/// [`build`] with `solution_features` of the solution package enabled (a gpu variant's driver
+/// needs the solution's `cuda` feature, say). A solution that lacks one of them does not build.
+pub fn build_with_features(
+    plan: &BuildPlan,
+    source: DriverSource<'_>,
+    solution_features: &[&str],
+) -> anyhow::Result<Result<PathBuf, String>> {
     let snapshot = plan.scratch.join("solution");
     let driver = plan.scratch.join("driver");
     fsutil::remove_tree(&plan.scratch).with_context(|| format!("cannot clear {}", plan.scratch.display()))?;
@@ -56,10 +66,7 @@ pub fn build(plan: &BuildPlan, source: DriverSource<'_>) -> anyhow::Result<Resul
     // One binary name per scratch directory: concurrent scorings share the target directory
     // (dependencies compile once) without overwriting each other's driver.
     let name = format!("rebench-driver-{}", &fsutil::hash_bytes(plan.scratch.to_string_lossy().as_bytes())[..12]);
-    let manifest = format!(
-        "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n\
-         [dependencies]\nsolution = {{ path = \"../solution\" }}\n\n[workspace]\n\n{profile}"
-    );
+    let manifest = driver_manifest(&name, solution_features, &profile);
     write_file(&driver.join("Cargo.toml"), &manifest)?;
     for (rel, text) in source.files {
         write_file(&driver.join(rel), text)?;
@@ -92,6 +99,16 @@ pub fn build(plan: &BuildPlan, source: DriverSource<'_>) -> anyhow::Result<Resul
         return Ok(Err(format!("the solution does not build:\n{}", finished.stderr_tail(30))));
     }
     Ok(Ok(plan.target_dir.join("release").join(name)))
+}
+
+/// The driver crate's `Cargo.toml`: one path dependency on the snapshot of the solution.
+fn driver_manifest(name: &str, solution_features: &[&str], profile: &str) -> String {
+    let features: Vec<String> = solution_features.iter().map(|f| format!("{f:?}")).collect();
+    format!(
+        "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n\
+         [dependencies]\nsolution = {{ path = \"../solution\", features = [{}] }}\n\n[workspace]\n\n{profile}",
+        features.join(", ")
+    )
 }
 
 /// The `[profile.release]` table of the solution's manifest, re-emitted for the driver: cargo
@@ -191,5 +208,14 @@ mod tests {
         let renamed = release_profile("[package]\nname = \"fast\"\n").unwrap_err();
         assert!(renamed.contains("name = \\\"solution\\\"") || renamed.contains("\"fast\""), "{renamed}");
         assert!(release_profile("[package\n").unwrap_err().contains("does not parse"));
+    }
+
+    #[test]
+    fn driver_manifest_enables_the_solution_features() {
+        let plain: toml::Table = toml::from_str(&driver_manifest("d", &[], "")).unwrap();
+        assert_eq!(plain["dependencies"]["solution"]["features"].as_array().unwrap().len(), 0);
+        let gpu: toml::Table = toml::from_str(&driver_manifest("d", &["cuda"], "[profile.release]\nlto = true\n")).unwrap();
+        assert_eq!(gpu["dependencies"]["solution"]["features"].as_array().unwrap()[0].as_str(), Some("cuda"));
+        assert_eq!(gpu["profile"]["release"]["lto"].as_bool(), Some(true));
     }
 }

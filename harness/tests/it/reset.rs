@@ -68,3 +68,23 @@ fn maintainers_can_start_from_the_reference() {
     reset::reset(&f.ws, &task, "cpu", Solution::Reference, &dest).unwrap();
     assert_eq!(read(&dest.join("solution/src/lib.rs")), "// SECRET reference\n");
 }
+
+#[test]
+fn a_variant_s_own_instructions_take_precedence() {
+    let f = Fixture::new();
+    let with_gpu = manifest("alpha").replace(
+        "[variants.cpu]",
+        "[variants.gpu]\ndescription = \"GPU\"\ntime-budget = \"1h\"\nresources = { cores = 4, memory-gib = 8, gpus = 1 }\n\n[variants.cpu]",
+    );
+    let dir = f.task("alpha", &with_gpu);
+    std::fs::write(dir.join("instructions.gpu.md"), "Write a kernel for {{gpus}} GPU within {{time_budget}}.\n").unwrap();
+    let task = tasks::find(&f.ws, "alpha").unwrap();
+    assert_eq!(reset::render_instructions(&task, "gpu").unwrap(), "Write a kernel for 1 GPU within 1h.\n");
+    // Variants without their own file keep the shared one.
+    assert!(reset::render_instructions(&task, "cpu").unwrap().starts_with("Make Test task fast"));
+
+    let dest = f.dir.path().join("gpu-workdir");
+    reset::reset(&f.ws, &task, "gpu", Solution::Starting, &dest).unwrap();
+    assert_eq!(listing(&dest), ["instructions.md", "solution/Cargo.toml", "solution/src/lib.rs"]);
+    assert_eq!(read(&dest.join("instructions.md")), "Write a kernel for 1 GPU within 1h.\n");
+}
