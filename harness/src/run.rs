@@ -433,6 +433,9 @@ pub fn run_trial(
     Ok(result)
 }
 
+/// Memory an agent's sandbox gets beyond its variant's `memory-gib`, for its own tools and builds.
+pub const AGENT_MEMORY_HEADROOM_GIB: f64 = 4.0;
+
 /// Fetches the solution's dependencies (and writes its Cargo.lock) before the agent starts: its
 /// sandbox has no network, and sees the cargo registry read-only.
 fn fetch_dependencies(solution: &Path) -> anyhow::Result<()> {
@@ -485,7 +488,11 @@ fn run_agent(
         gpu: v.resources.gpus > 0,
         env,
         path_prefix: vec![bin_dir.clone()],
-        limits: sandbox::Limits::default(),
+        limits: sandbox::Limits {
+            // The solution's own allowance plus room for the agent's tools and builds.
+            memory: Some(((v.resources.memory_gib + AGENT_MEMORY_HEADROOM_GIB) * (1u64 << 30) as f64) as u64),
+            ..sandbox::Limits::default()
+        },
     };
     let argv = agent.argv(workdir, remaining);
     // Owns the sandbox's pids cgroup: dropping it ends whatever is left in the sandbox.

@@ -34,6 +34,10 @@
 //! per user); root with no writable cgroup gets no process limit, which
 //! [`Sandboxed::process_limit`] says. Both count threads as well as processes.
 //!
+//! **Memory:** [`Limits::memory`] puts the sandbox in a memory cgroup of its own (made like the
+//! pids one, v2 or v1): it counts resident memory, not address space, so it does not break CUDA;
+//! past it the kernel's OOM killer ends a process of the sandbox, never the harness.
+//!
 //! **Other limits:** open files (`RLIMIT_NOFILE`), no core dumps (`RLIMIT_CORE` 0) and, only when
 //! asked, address space (`RLIMIT_AS`, which breaks CUDA's large virtual reservations: leave it
 //! unset for GPU variants).
@@ -128,12 +132,17 @@ pub struct Limits {
     pub max_open_files: Option<u64>,
     /// `RLIMIT_AS` in bytes, per process. Breaks CUDA: leave it unset for GPU variants.
     pub address_space: Option<u64>,
+    /// Memory of the whole sandbox in bytes, as a memory cgroup counts it (resident pages, not
+    /// address space, so CUDA's reservations are fine): past it the kernel's OOM killer ends a
+    /// process of the sandbox, never the harness. Not enforced where no memory cgroup can be
+    /// made ([`Sandboxed::memory_limit`] says).
+    pub memory: Option<u64>,
 }
 
 impl Default for Limits {
-    /// 4096 tasks, 4096 open files, no address-space limit.
+    /// 4096 tasks, 4096 open files, no address-space or memory limit.
     fn default() -> Limits {
-        Limits { max_processes: Some(4096), max_open_files: Some(4096), address_space: None }
+        Limits { max_processes: Some(4096), max_open_files: Some(4096), address_space: None, memory: None }
     }
 }
 
@@ -208,12 +217,23 @@ pub struct Sandboxed {
     command: Command,
     cgroup: Option<Cgroup>,
     process_limit: ProcessLimit,
+    /// The memory cgroup, or why there is none when a limit was asked for.
+    memory: Result<Option<Cgroup>, String>,
 }
 
 impl Sandboxed {
     /// How [`Limits::max_processes`] is enforced for this sandbox.
     pub fn process_limit(&self) -> &ProcessLimit {
         &self.process_limit
+    }
+
+    /// The memory cgroup enforcing [`Limits::memory`] (`Ok(None)` when none was asked for), or
+    /// why it could not be made.
+    pub fn memory_limit(&self) -> Result<Option<&Path>, &str> {
+        match &self.memory {
+            Ok(cgroup) => Ok(cgroup.as_ref().map(|c| c.dir.as_path())),
+            Err(why) => Err(why),
+        }
     }
 
     /// Kills every process still in the sandbox's cgroup (daemons included) and waits, up to a
@@ -241,7 +261,7 @@ impl DerefMut for Sandboxed {
 
 impl Drop for Sandboxed {
     fn drop(&mut self) {
-        if let Some(cgroup) = self.cgroup.take() {
+        for cgroup in [self.cgroup.take(), self.memory.as_mut().ok().and_then(Option::take)].into_iter().flatten() {
             cgroup.kill_all(Duration::from_secs(5));
             cgroup.remove(Duration::from_secs(2));
         }
@@ -361,9 +381,17 @@ pub fn command(spec: &SandboxSpec, isolation: &Isolation, argv: &[String]) -> Sa
 
     let (cgroup, process_limit, nproc) = process_limit(spec.limits.max_processes);
     let (cgroup, procs) = cgroup.unzip();
+    let (memory, memory_procs) = match spec.limits.memory {
+        None => (Ok(None), None),
+        Some(bytes) => match Cgroup::create(&MEMORY, bytes) {
+            Ok((cgroup, procs)) => (Ok(Some(cgroup)), Some(OwnedFd::from(procs))),
+            Err(why) => (Err(why), None),
+        },
+    };
     let setup = ChildSetup {
         parent: std::process::id() as libc::pid_t,
         cgroup_procs: procs.map(OwnedFd::from),
+        memory_procs,
         nofile: spec.limits.max_open_files.map(capped_nofile),
         address_space: spec.limits.address_space,
         nproc,
@@ -373,7 +401,7 @@ pub fn command(spec: &SandboxSpec, isolation: &Isolation, argv: &[String]) -> Sa
     unsafe {
         command.pre_exec(move || setup.apply());
     }
-    Sandboxed { command, cgroup, process_limit }
+    Sandboxed { command, cgroup, process_limit, memory }
 }
 
 /// The bwrap arguments (before `--` and the command) for `spec`.
@@ -548,8 +576,10 @@ fn probe(bwrap: &Path) -> Result<(), Unavailable> {
 /// What the child does between fork and exec.
 struct ChildSetup {
     parent: libc::pid_t,
-    /// `cgroup.procs` of the sandbox's cgroup, opened (close-on-exec) before the fork.
+    /// `cgroup.procs` of the sandbox's pids cgroup, opened (close-on-exec) before the fork.
     cgroup_procs: Option<OwnedFd>,
+    /// The same for its memory cgroup.
+    memory_procs: Option<OwnedFd>,
     nofile: Option<u64>,
     address_space: Option<u64>,
     nproc: Option<u64>,
@@ -567,7 +597,7 @@ impl ChildSetup {
                 return Err(io::Error::other("the harness exited before the agent started"));
             }
         }
-        if let Some(fd) = &self.cgroup_procs {
+        for fd in [&self.cgroup_procs, &self.memory_procs].into_iter().flatten() {
             // "0" is the writing process itself; the cgroup then holds everything it starts.
             // SAFETY: see above.
             if unsafe { libc::write(fd.as_raw_fd(), b"0".as_ptr().cast(), 1) } != 1 {
@@ -617,7 +647,7 @@ fn capped_nofile(n: u64) -> u64 {
 /// The pids cgroup (or `RLIMIT_NPROC` value) that enforces `max`.
 fn process_limit(max: Option<u64>) -> (Option<(Cgroup, File)>, ProcessLimit, Option<u64>) {
     let Some(max) = max else { return (None, ProcessLimit::Unlimited, None) };
-    let cgroup_error = match Cgroup::create(max) {
+    let cgroup_error = match Cgroup::create(&PIDS, max) {
         Ok((cgroup, procs)) => {
             let limit = ProcessLimit::Cgroup { dir: cgroup.dir.clone(), max };
             return (Some((cgroup, procs)), limit, None);
@@ -648,10 +678,26 @@ fn user_tasks(uid: libc::uid_t) -> u64 {
     count
 }
 
-/// A pids cgroup of one sandbox's own.
+/// A cgroup of one sandbox's own (pids or memory).
 #[derive(Debug)]
 struct Cgroup {
     dir: PathBuf,
+}
+
+/// A cgroup controller and the file that holds its limit (cgroup v2's, then v1's).
+struct Controller {
+    name: &'static str,
+    limit_files: [&'static str; 2],
+}
+
+const PIDS: Controller = Controller { name: "pids", limit_files: ["pids.max", "pids.max"] };
+const MEMORY: Controller = Controller { name: "memory", limit_files: ["memory.max", "memory.limit_in_bytes"] };
+
+impl Controller {
+    /// The limit file present in `dir`, if any.
+    fn limit_file(&self, dir: &Path) -> Option<PathBuf> {
+        self.limit_files.iter().map(|f| dir.join(f)).find(|p| p.exists())
+    }
 }
 
 static CGROUP_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -680,43 +726,47 @@ fn remove_stale(parent: &Path, ns: &str) {
 }
 
 impl Cgroup {
-    /// Creates `rebench-sandbox-<pidns>-<pid>-<n>` with `pids.max = max` under this process's own
-    /// cgroup: cgroup v2 where the `pids` controller is on there, else the v1 `pids` hierarchy.
-    /// Returns it with its `cgroup.procs` opened (close-on-exec) for the child to join.
-    /// Empty cgroups left by a harness that was killed (whose drop never ran) are removed first.
-    fn create(max: u64) -> Result<(Cgroup, File), String> {
+    /// Creates `rebench-sandbox-<pidns>-<pid>-<n>` with its `controller` limit set to `limit`
+    /// under this process's own cgroup: cgroup v2 where the controller is on there, else the
+    /// controller's v1 hierarchy. Returns it with its `cgroup.procs` opened (close-on-exec) for
+    /// the child to join. Empty cgroups left by a harness that was killed (whose drop never ran)
+    /// are removed first.
+    fn create(controller: &Controller, limit: u64) -> Result<(Cgroup, File), String> {
         let ns = pid_namespace();
         let name = format!("{CGROUP_PREFIX}{ns}-{}-{}", std::process::id(), CGROUP_SEQ.fetch_add(1, Ordering::Relaxed));
         let mut tried = Vec::new();
-        for parent in own_cgroup_dirs() {
+        for parent in own_cgroup_dirs(controller.name) {
             remove_stale(&parent, &ns);
             let dir = parent.join(&name);
-            match Cgroup::create_at(&parent, &dir, max) {
+            match Cgroup::create_at(controller, &parent, &dir, limit) {
                 Ok(cgroup) => return Ok(cgroup),
                 Err(err) => tried.push(format!("{}: {err}", parent.display())),
             }
         }
         if tried.is_empty() {
-            return Err("no cgroup v2 or v1 pids hierarchy is mounted".to_owned());
+            return Err(format!("no cgroup v2 or v1 {} hierarchy is mounted", controller.name));
         }
-        Err(format!("cannot make a pids cgroup ({})", tried.join("; ")))
+        Err(format!("cannot make a {} cgroup ({})", controller.name, tried.join("; ")))
     }
 
-    fn create_at(parent: &Path, dir: &Path, max: u64) -> io::Result<(Cgroup, File)> {
+    fn create_at(controller: &Controller, parent: &Path, dir: &Path, limit: u64) -> io::Result<(Cgroup, File)> {
         std::fs::create_dir(dir)?;
         let made = (|| {
-            if !dir.join("pids.max").exists() {
+            if controller.limit_file(dir).is_none() {
                 // cgroup v2: the controller must be on in the parent's subtree_control.
                 let controllers = std::fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
-                if !controllers.split_whitespace().any(|c| c == "pids") {
-                    return Err(io::Error::other("no pids controller here"));
+                if !controllers.split_whitespace().any(|c| c == controller.name) {
+                    return Err(io::Error::other(format!("no {} controller here", controller.name)));
                 }
-                OpenOptions::new().write(true).open(parent.join("cgroup.subtree_control"))?.write_all(b"+pids")?;
-                if !dir.join("pids.max").exists() {
-                    return Err(io::Error::other("the pids controller did not appear"));
-                }
+                OpenOptions::new()
+                    .write(true)
+                    .open(parent.join("cgroup.subtree_control"))?
+                    .write_all(format!("+{}", controller.name).as_bytes())?;
             }
-            OpenOptions::new().write(true).open(dir.join("pids.max"))?.write_all(max.to_string().as_bytes())?;
+            let limit_file = controller
+                .limit_file(dir)
+                .ok_or_else(|| io::Error::other(format!("the {} controller did not appear", controller.name)))?;
+            OpenOptions::new().write(true).open(limit_file)?.write_all(limit.to_string().as_bytes())?;
             let procs = OpenOptions::new().write(true).open(dir.join("cgroup.procs"))?;
             Ok((Cgroup { dir: dir.to_owned() }, procs))
         })();
@@ -760,9 +810,9 @@ impl Cgroup {
     }
 }
 
-/// The directories of this process's own cgroups that may take a pids child: the v2 one first,
-/// then the v1 `pids` one.
-fn own_cgroup_dirs() -> Vec<PathBuf> {
+/// The directories of this process's own cgroups that may take a child for `controller`: the v2
+/// one first, then the controller's v1 one.
+fn own_cgroup_dirs(controller: &str) -> Vec<PathBuf> {
     let membership = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     // (fstype, super options, root, mount point) of every cgroup mount.
@@ -790,9 +840,11 @@ fn own_cgroup_dirs() -> Vec<PathBuf> {
         if controllers.is_empty() {
             let found = mounts.iter().filter(|m| m.0 == "cgroup2").find_map(|m| place(&m.2, &m.3, path));
             dirs.splice(0..0, found);
-        } else if controllers.split(',').any(|c| c == "pids") {
-            let found =
-                mounts.iter().filter(|m| m.0 == "cgroup" && m.1.split(',').any(|o| o == "pids")).find_map(|m| place(&m.2, &m.3, path));
+        } else if controllers.split(',').any(|c| c == controller) {
+            let found = mounts
+                .iter()
+                .filter(|m| m.0 == "cgroup" && m.1.split(',').any(|o| o == controller))
+                .find_map(|m| place(&m.2, &m.3, path));
             dirs.extend(found);
         }
     }

@@ -317,7 +317,7 @@ fn limits_and_environment_inside() {
     let Some(isolation) = bubblewrap() else { return };
     let host = Host::new();
     let mut spec = host.spec();
-    spec.limits = Limits { max_processes: Some(100), max_open_files: Some(321), address_space: Some(4 << 30) };
+    spec.limits = Limits { max_processes: Some(100), max_open_files: Some(321), address_space: Some(4 << 30), memory: None };
     spec.env.push(("AGENT_VAR".to_owned(), "from-agent-file".to_owned()));
     let script = "echo nofile=$(ulimit -n) as=$(ulimit -v) core=$(ulimit -c); env | sort";
     let (finished, limit) = run(&spec, &isolation, script, Duration::from_secs(20));
@@ -424,4 +424,33 @@ fn unsandboxed_text_names_what_is_given_up() {
     for what in ["protected asset store", "network", "other trials", "score logs"] {
         assert!(text.contains(what), "{what} missing from: {text}");
     }
+}
+
+#[test]
+fn memory_past_the_limit_ends_the_agent_not_the_harness() {
+    let Some(isolation) = bubblewrap() else { return };
+    let host = Host::new();
+    let mut spec = host.spec();
+    spec.limits.memory = Some(64 << 20);
+    // Holds 256 MiB in a shell variable built by doubling: resident memory, not address space.
+    let script = "x=0123456789abcdef; i=0; while [ $i -lt 24 ]; do x=$x$x; i=$((i+1)); done; echo held ${#x}";
+    let mut sandboxed = sandbox::command(&spec, &isolation, &["sh".to_owned(), "-c".to_owned(), script.to_owned()]);
+    match sandboxed.memory_limit() {
+        Ok(Some(dir)) => eprintln!("memory cgroup {}", dir.display()),
+        Ok(None) => panic!("a memory limit was asked for"),
+        Err(why) => {
+            assert!(!required(), "REBENCH_REQUIRE_SANDBOX=1 but {why}");
+            eprintln!("SKIPPED: no memory cgroup: {why}");
+            return;
+        }
+    }
+    let limits = subprocess::Limits { timeout: Some(Duration::from_secs(30)), address_space: None };
+    let finished = subprocess::run(&mut sandboxed, b"", &limits).unwrap();
+    assert!(!finished.stdout_text().contains("held"), "the agent held 256 MiB past a 64 MiB limit");
+    assert!(!finished.success(), "{}", finished.describe_exit());
+    // Without the limit the same script succeeds: the failure above is the limit's doing.
+    let plain = host.spec();
+    let mut sandboxed = sandbox::command(&plain, &isolation, &["sh".to_owned(), "-c".to_owned(), script.to_owned()]);
+    let finished = subprocess::run(&mut sandboxed, b"", &limits).unwrap();
+    assert!(finished.stdout_text().contains("held 268435456"), "{}", finished.stderr_text());
 }
