@@ -7,6 +7,8 @@
 //! solution shares the driver's process and could subvert checks made there; it cannot reach
 //! this one.
 
+pub mod checks;
+pub mod device_trials;
 pub mod spec;
 
 use std::path::Path;
@@ -23,8 +25,12 @@ use serde_json::{Value, json};
 
 const MANIFEST: &str = include_str!("../task.toml");
 const DRIVER_MAIN: &str = include_str!("../driver/main.rs");
+const DRIVER_COMMON: &str = include_str!("../driver/common.rs");
 const SPEC: &str = include_str!("spec.rs");
-const DRIVER: DriverSource<'static> = DriverSource { files: &[("src/main.rs", DRIVER_MAIN), ("src/spec.rs", SPEC)] };
+const CHECKS: &str = include_str!("checks.rs");
+const DRIVER: DriverSource<'static> = DriverSource {
+    files: &[("src/main.rs", DRIVER_MAIN), ("src/common.rs", DRIVER_COMMON), ("src/spec.rs", SPEC), ("src/checks.rs", CHECKS)],
+};
 
 #[derive(Debug)]
 pub struct OptimizeKernel {
@@ -205,7 +211,7 @@ impl Task for OptimizeKernel {
         let plan = Plan::from_request(request, request.seed)?;
         let outcome = self.measure(request, &request.solution, "solution", &plan, &mut phases)?;
         let calibration = if request.calibrate && outcome.is_valid() {
-            let key = fsutil::hash_bytes(format!("{DRIVER_MAIN}{SPEC}").as_bytes());
+            let key = fsutil::hash_bytes(format!("{DRIVER_MAIN}{DRIVER_COMMON}{SPEC}{CHECKS}").as_bytes());
             let mut calibrate_phases = Phases::default();
             let calibration = task::calibrate_live(request, &key, |dir, which| {
                 self.measure_own(request, dir, which, derived_seed(request.seed, which), &mut calibrate_phases)

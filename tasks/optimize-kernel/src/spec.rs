@@ -61,42 +61,71 @@ fn threads_for(work_items: usize) -> usize {
     available.clamp(1, work_items.max(1))
 }
 
-/// Fills one chunk from a wyrand stream (a 64-bit additive counter, one 64x64->128-bit
-/// multiply per output, its two halves xor-folded) whose start is derived from
-/// `(seed, chunk_index)`. Each 64-bit output gives two 32-bit draws; each is mapped to
-/// [-10, 10) by a multiply-high by 20 (bias at most 16 / 2^32 per value).
-fn fill_chunk(seed: u64, chunk_index: u64, out: &mut [i32]) {
-    const INCREMENT: u64 = 0xA076_1D64_78BD_642F;
-    const XOR: u64 = 0xE703_7ED1_A0B4_28DB;
-    #[inline(always)]
-    fn next(state: &mut u64) -> u64 {
-        *state = state.wrapping_add(INCREMENT);
-        let t = u128::from(*state) * u128::from(*state ^ XOR);
-        (t >> 64) as u64 ^ t as u64
-    }
-    #[inline(always)]
-    fn map(r: u32) -> i32 {
-        ((u64::from(r) * 20) >> 32) as i32 - 10
-    }
-    let mut state = mix64(seed ^ mix64(chunk_index.wrapping_add(0x6A09_E667_F3BC_C909)));
+/// The wyrand stream's increment and xor constant.
+const INCREMENT: u64 = 0xA076_1D64_78BD_642F;
+const XOR: u64 = 0xE703_7ED1_A0B4_28DB;
+
+/// The start of chunk `chunk_index`'s stream.
+#[inline(always)]
+fn chunk_state(seed: u64, chunk_index: u64) -> u64 {
+    mix64(seed ^ mix64(chunk_index.wrapping_add(0x6A09_E667_F3BC_C909)))
+}
+
+/// One wyrand output for a given counter state: a 64x64->128-bit multiply, halves xor-folded.
+#[inline(always)]
+fn wyrand(state: u64) -> u64 {
+    let t = u128::from(state) * u128::from(state ^ XOR);
+    (t >> 64) as u64 ^ t as u64
+}
+
+/// Maps a 32-bit draw to a value: [-10, 10) by a multiply-high by 20 (bias at most 16 / 2^32
+/// per value), or, for the full-range probe, the draw itself as an `i32`.
+#[inline(always)]
+fn map_draw(r: u32, full_range: bool) -> i32 {
+    if full_range { r as i32 } else { ((u64::from(r) * 20) >> 32) as i32 - 10 }
+}
+
+/// Fills one chunk from a wyrand stream (a 64-bit additive counter) whose start is derived
+/// from `(seed, chunk_index)`. Each 64-bit output gives two 32-bit draws.
+fn fill_chunk(seed: u64, chunk_index: u64, full_range: bool, out: &mut [i32]) {
+    let mut state = chunk_state(seed, chunk_index);
     let mut pairs = out.chunks_exact_mut(2);
     for pair in &mut pairs {
-        let r = next(&mut state);
-        pair[0] = map(r as u32);
-        pair[1] = map((r >> 32) as u32);
+        state = state.wrapping_add(INCREMENT);
+        let r = wyrand(state);
+        pair[0] = map_draw(r as u32, full_range);
+        pair[1] = map_draw((r >> 32) as u32, full_range);
     }
     if let [last] = pairs.into_remainder() {
-        *last = map(next(&mut state) as u32);
+        *last = map_draw(wyrand(state.wrapping_add(INCREMENT)) as u32, full_range);
     }
+}
+
+/// Element `index` of `generate_input(seed, _)` (or of `generate_full_range_input`), computed
+/// on its own: the stream is a counter, so the k-th pair of a chunk comes from the chunk's
+/// start plus (k + 1) increments. This is the formula the GPU driver's generator kernel
+/// (`driver/gpu_kernels.cu`) evaluates per element.
+pub fn value_at(seed: u64, index: usize, full_range: bool) -> i32 {
+    let (chunk, j) = ((index / CHUNK) as u64, (index % CHUNK) as u64);
+    let state = chunk_state(seed, chunk).wrapping_add((j / 2 + 1).wrapping_mul(INCREMENT));
+    let r = wyrand(state);
+    map_draw(if j % 2 == 0 { r as u32 } else { (r >> 32) as u32 }, full_range)
 }
 
 /// `n` values uniform in [-10, 10), deterministic in `(seed, n)` and independent of the number
 /// of threads used (the n-element result is a prefix of the (n+k)-element one).
 pub fn generate_input(seed: u64, n: usize) -> Vec<i32> {
-    generate_input_with_threads(seed, n, threads_for(n.div_ceil(CHUNK)))
+    generate_input_with_threads(seed, n, false, threads_for(n.div_ceil(CHUNK)))
 }
 
-fn generate_input_with_threads(seed: u64, n: usize, threads: usize) -> Vec<i32> {
+/// `n` values uniform over all of `i32`: the precision probe. Running sums of such values
+/// wrap around constantly, so only exact wrapping `i32` arithmetic gets them right (floating
+/// point, saturating or narrower integer arithmetic does not).
+pub fn generate_full_range_input(seed: u64, n: usize) -> Vec<i32> {
+    generate_input_with_threads(seed, n, true, threads_for(n.div_ceil(CHUNK)))
+}
+
+fn generate_input_with_threads(seed: u64, n: usize, full_range: bool, threads: usize) -> Vec<i32> {
     // `vec![0; n]` is a calloc: large blocks come from fresh zero pages that are faulted in
     // by the threads that first write them, i.e. in parallel below.
     let mut out = vec![0i32; n];
@@ -104,7 +133,7 @@ fn generate_input_with_threads(seed: u64, n: usize, threads: usize) -> Vec<i32> 
     let threads = threads.clamp(1, chunks.max(1));
     if threads <= 1 {
         for (k, chunk) in out.chunks_mut(CHUNK).enumerate() {
-            fill_chunk(seed, k as u64, chunk);
+            fill_chunk(seed, k as u64, full_range, chunk);
         }
         return out;
     }
@@ -113,7 +142,7 @@ fn generate_input_with_threads(seed: u64, n: usize, threads: usize) -> Vec<i32> 
         for (g, group) in out.chunks_mut(per_thread * CHUNK).enumerate() {
             s.spawn(move || {
                 for (k, chunk) in group.chunks_mut(CHUNK).enumerate() {
-                    fill_chunk(seed, (g * per_thread + k) as u64, chunk);
+                    fill_chunk(seed, (g * per_thread + k) as u64, full_range, chunk);
                 }
             });
         }
@@ -124,6 +153,12 @@ fn generate_input_with_threads(seed: u64, n: usize, threads: usize) -> Vec<i32> 
 /// The seed of trial `trial` of a scoring run with seed `seed`.
 pub fn trial_seed(seed: u64, trial: u64) -> u64 {
     mix64(seed.wrapping_add(GAMMA) ^ mix64(trial.wrapping_add(0x3C6E_F372_FE94_F82B)))
+}
+
+/// The seed of the full-range precision probe's input in a scoring run with seed `seed`: a
+/// stream of its own, never one of the trials'.
+pub fn probe_seed(seed: u64) -> u64 {
+    trial_seed(seed ^ 0x00f1_0a75_0000_0000, u64::MAX)
 }
 
 /// Hash of one chunk: four multiply-rotate lanes over 64-bit words (two values per word),
@@ -288,10 +323,10 @@ mod tests {
     #[test]
     fn generate_input_is_independent_of_thread_count() {
         let n = 3 * CHUNK + 12_345;
-        let one = generate_input_with_threads(42, n, 1);
+        let one = generate_input_with_threads(42, n, false, 1);
         for threads in [2, 3, 4, 7] {
             assert!(
-                one == generate_input_with_threads(42, n, threads),
+                one == generate_input_with_threads(42, n, false, threads),
                 "{threads} threads"
             );
         }
@@ -299,6 +334,30 @@ mod tests {
         // A shorter input is a prefix of a longer one with the same seed.
         assert_eq!(generate_input(42, 1001)[..], one[..1001]);
         assert_ne!(generate_input(43, 1000), one[..1000]);
+    }
+
+    #[test]
+    fn value_at_matches_the_generated_inputs() {
+        let n = 2 * CHUNK + 3; // an odd tail in the last chunk
+        for full_range in [false, true] {
+            let x = generate_input_with_threads(77, n, full_range, 2);
+            let indices = (0..64).chain(CHUNK - 3..CHUNK + 3).chain(n - 5..n).chain((0..n).step_by(9973));
+            for i in indices {
+                assert_eq!(value_at(77, i, full_range), x[i], "index {i}, full range {full_range}");
+            }
+        }
+        assert!(generate_full_range_input(77, n) == generate_input_with_threads(77, n, true, 2));
+    }
+
+    #[test]
+    fn full_range_inputs_wrap_the_running_sum() {
+        let x = generate_full_range_input(5, 100_000);
+        let (negative, big) = (x.iter().filter(|&&v| v < 0).count(), x.iter().filter(|&&v| v.unsigned_abs() > 1 << 30).count());
+        assert!((45_000..55_000).contains(&negative), "{negative} negative values");
+        assert!(big > 40_000, "{big} values beyond 2^30");
+        // The exact sums leave the i32 range: arithmetic that does not wrap gets them wrong.
+        let wide: Vec<i64> = x.iter().scan(0i64, |acc, &v| { *acc += i64::from(v); Some(*acc) }).collect();
+        assert!(wide.iter().any(|&s| s > i64::from(i32::MAX) || s < i64::from(i32::MIN)));
     }
 
     #[test]
