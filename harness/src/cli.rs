@@ -531,24 +531,5 @@ fn run_on_slurm(
 
 /// A bench report as an aligned table.
 pub fn format_bench(report: &rebench_scoring::task::BenchReport) -> String {
-    let columns = report.header.len();
-    let mut widths: Vec<usize> = report.header.iter().map(String::len).collect();
-    for row in &report.rows {
-        for (i, cell) in row.iter().enumerate().take(columns) {
-            widths[i] = widths[i].max(cell.len());
-        }
-    }
-    let line = |cells: &[String]| -> String {
-        let padded: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths.get(i).copied().unwrap_or(0))).collect();
-        format!("{}\n", padded.join("  ").trim_end())
-    };
-    let mut out = format!("{}\n", report.title);
-    out.push_str(&line(&report.header));
-    for row in &report.rows {
-        out.push_str(&line(row));
-    }
-    for note in &report.notes {
-        out.push_str(&format!("note: {note}\n"));
-    }
-    out
+    report.table()
 }

@@ -49,6 +49,33 @@ pub struct BenchReport {
     pub notes: Vec<String>,
 }
 
+impl BenchReport {
+    /// The title, an aligned table and the notes, as text.
+    pub fn table(&self) -> String {
+        let columns = self.header.len();
+        let mut widths: Vec<usize> = self.header.iter().map(String::len).collect();
+        for row in &self.rows {
+            for (i, cell) in row.iter().enumerate().take(columns) {
+                widths[i] = widths[i].max(cell.len());
+            }
+        }
+        let line = |cells: &[String]| -> String {
+            let padded: Vec<String> =
+                cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths.get(i).copied().unwrap_or(0))).collect();
+            format!("{}\n", padded.join("  ").trim_end())
+        };
+        let mut out = format!("{}\n", self.title);
+        out.push_str(&line(&self.header));
+        for row in &self.rows {
+            out.push_str(&line(row));
+        }
+        for note in &self.notes {
+            out.push_str(&format!("note: {note}\n"));
+        }
+        out
+    }
+}
+
 /// Directories and settings common to prepare and score.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
