@@ -32,8 +32,11 @@
 //!
 //! Bad arguments: a message on stderr and exit status 2. Progress goes to stderr.
 
+// The shared files hold what the other driver and the scorer use too.
+#[allow(dead_code)]
 mod checks;
 mod common;
+#[allow(dead_code)]
 mod spec;
 
 use std::hint::black_box;

@@ -2,55 +2,23 @@
 //! solution scores about 0, the reference about 1, and every kind of bad solution is invalid
 //! with a reason that says what went wrong.
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::path::{Path, PathBuf};
 
 use optimize_kernel::OptimizeKernel;
+use rebench_scoring::Task;
 use rebench_scoring::fsutil::{self, Solution};
-use rebench_scoring::task::{Environment, ScoreRequest};
-use rebench_scoring::{Outcome, Task};
-use serde_json::json;
+use rebench_scoring::task::ScoreRequest;
+use support::{invalid_reason, task_dir};
 
-fn task_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A request for `solution` at a test size; solution builds share one target directory.
+/// A request for `solution` at a test size.
 fn request(scratch: &Path, solution: &Path, n: u64, calibrate: bool) -> ScoreRequest {
-    let params: BTreeMap<String, serde_json::Value> =
-        [("n".to_owned(), json!(n)), ("warmup".to_owned(), json!(1)), ("trials".to_owned(), json!(3))].into();
-    ScoreRequest {
-        variant: "cpu".into(),
-        solution: solution.to_owned(),
-        env: Environment {
-            task_dir: task_dir(),
-            store: scratch.join("store"),
-            scratch: scratch.join("scratch"),
-            target_dir: Path::new(env!("CARGO_TARGET_TMPDIR")).join("optimize-kernel-solutions"),
-        },
-        seed: 42,
-        params,
-        calibration_cache: None,
-        calibrate,
-        solution_timeout_secs: Some(20.0),
-    }
+    support::request("cpu", scratch, solution, (n, 1, 3), calibrate, 20.0)
 }
 
-/// The starting solution with `fixture`'s files overlaid; the starting library stays
-/// available to the fixture as `mod naive`.
 fn fixture(dir: &Path, name: &str) -> PathBuf {
-    let solution = dir.join(name);
-    fsutil::materialize(&task_dir(), Solution::Starting, &solution).unwrap();
-    std::fs::copy(solution.join("src/lib.rs"), solution.join("src/naive.rs")).unwrap();
-    fsutil::copy_tree(&task_dir().join("tests/fixtures").join(name), &solution).unwrap();
-    solution
-}
-
-fn invalid_reason<'a>(name: &str, outcome: &'a Outcome) -> &'a str {
-    match outcome {
-        Outcome::Invalid { reason, .. } => reason,
-        Outcome::Valid { message, .. } => panic!("{name}: expected an invalid outcome, got a valid one: {message}"),
-    }
+    support::fixture(dir, name, "src/lib.rs", "src/naive.rs")
 }
 
 /// Timing tests run one at a time: two of them sharing two cores would measure each other.

@@ -24,6 +24,17 @@
 //!   of 8 lanes becomes 8 bits (`movemask`), its exclusive prefix parity comes from a
 //!   256-entry table, the selected lanes are masked with another table, and an in-register
 //!   8-lane prefix sum finishes the scan. Elsewhere, a scalar loop does the same work.
+//!
+//! The gpu variant's reference solution is in `src/gpu.rs` and `kernels/`, behind the `cuda`
+//! feature.
+
+/// The gpu variant: reduce-then-scan CUDA kernels (`kernels/*.cu`) compiled at run time.
+#[cfg(feature = "cuda")]
+pub mod gpu;
+
+/// The cudarc the GPU code is written against (the scorer's driver uses this one).
+#[cfg(feature = "cuda")]
+pub use cudarc;
 
 use std::mem::MaybeUninit;
 use std::sync::Mutex;

@@ -14,6 +14,17 @@
 //! ```
 //!
 //! Single-threaded, no `unsafe`, no dependencies. Make it fast.
+//!
+//! The gpu variant's solution is in `src/gpu.rs` and `kernels/`, behind the `cuda` feature.
+
+/// The gpu variant: CUDA kernels (`kernels/*.cu`) compiled at run time with NVRTC.
+#[cfg(feature = "cuda")]
+pub mod gpu;
+
+/// The cudarc the GPU code is written against: the scorer's driver uses this one, so the two
+/// always agree on its types.
+#[cfg(feature = "cuda")]
+pub use cudarc;
 
 /// `Y_i = sum over j <= i of x_j`, counting `x_j` only when the number of positive `x_k` with
 /// `k < j` is odd (so `x_0` never counts); wrapping `i32` arithmetic.
