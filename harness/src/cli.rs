@@ -139,6 +139,9 @@ pub enum Cmd {
         #[command(flatten)]
         flags: ScoreFlags,
     },
+    /// On a GPU machine: run each task's `gpu-check` binary (tasks with a
+    /// `src/bin/gpu-check.rs`; all of them by default), which checks and times its gpu variant.
+    GpuCheck { tasks: Vec<String> },
     /// Generate a new task crate under tasks/<id> from the template.
     NewTask {
         id: String,
@@ -355,6 +358,36 @@ pub fn run(ws: &Workspace, command: Cmd) -> anyhow::Result<ExitCode> {
             let path = dir.join(format!("{}-{variant}-{}.json", task.id, score::fresh_seed() % 1_000_000));
             std::fs::write(&path, serde_json::to_vec_pretty(&report)?)?;
             println!("saved {}", path.display());
+        }
+        Cmd::GpuCheck { tasks: ids } => {
+            let all = tasks::discover(ws)?.tasks;
+            let with_check: Vec<&tasks::TaskEntry> = all.iter().filter(|t| t.dir.join("src/bin/gpu-check.rs").is_file()).collect();
+            let selected: Vec<&tasks::TaskEntry> = if ids.is_empty() {
+                with_check
+            } else {
+                ids.iter()
+                    .map(|id| with_check.iter().find(|t| &t.id == id).copied().with_context(|| format!("task `{id}` has no gpu-check (src/bin/gpu-check.rs)")))
+                    .collect::<anyhow::Result<_>>()?
+            };
+            if selected.is_empty() {
+                bail!("no task has a gpu-check (src/bin/gpu-check.rs)");
+            }
+            let mut failed = Vec::new();
+            for task in selected {
+                let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+                let status = std::process::Command::new(cargo)
+                    .current_dir(&ws.root)
+                    .env("CARGO_TARGET_DIR", ws.target_dir())
+                    .args(["run", "--release", "--quiet", "--package", &task.id, "--features", "cuda", "--bin", "gpu-check"])
+                    .status()
+                    .context("cannot run cargo")?;
+                if !status.success() {
+                    failed.push(task.id.clone());
+                }
+            }
+            if !failed.is_empty() {
+                bail!("gpu-check failed for {}", failed.join(", "));
+            }
         }
         Cmd::NewTask { id, direction, cuda } => {
             let direction = match direction {

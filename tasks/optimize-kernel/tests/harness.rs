@@ -43,3 +43,15 @@ fn scoring_workdirs_through_the_harness_logs_every_outcome() {
     assert!(contents.torn_tail.is_none());
     assert_eq!(contents.entries, expected, "the log holds every scoring, in order");
 }
+
+#[test]
+fn each_variant_gets_its_own_instructions_filled_in() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let task = tasks::find(&Workspace::at(&root, home.path()), "optimize-kernel").unwrap();
+    let cpu = reset::render_instructions(&task, "cpu").unwrap();
+    let gpu = reset::render_instructions(&task, "gpu").unwrap();
+    assert!(cpu.contains("pub fn prefix_sum(x: &[i32]) -> Vec<i32>") && cpu.contains("100000000 values"), "{cpu}");
+    assert!(gpu.contains("pub struct PrefixSum") && gpu.contains("100000000 values") && gpu.contains("20 timed calls"), "{gpu}");
+    assert!(!gpu.contains("{{") && !cpu.contains("{{"));
+}
