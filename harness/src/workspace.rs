@@ -54,6 +54,11 @@ impl Workspace {
         self.home.join("store").join(task).join(variant)
     }
 
+    /// Shared corpora fetched by `fetch-corpus` (an asset store: `<name>-<key>/` directories).
+    pub fn corpora(&self) -> PathBuf {
+        self.home.join("corpora")
+    }
+
     pub fn scratch(&self, task: &str, variant: &str, label: &str) -> PathBuf {
         self.home.join("scratch").join(task).join(variant).join(label)
     }
