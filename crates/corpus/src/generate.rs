@@ -126,6 +126,12 @@ impl Language {
     /// The first `n` tokens of stream `seed` (documents 0, 1, 2, ... concatenated), generated
     /// on rayon's thread pool; the same tokens for any number of threads.
     pub fn generate(&self, seed: u64, n: usize) -> Vec<Token> {
+        self.generate_with_progress(seed, n, |_| {})
+    }
+
+    /// [`Language::generate`], calling `progress` with the number of tokens made so far after
+    /// each parallel wave of documents (for a progress bar).
+    pub fn generate_with_progress(&self, seed: u64, n: usize, progress: impl Fn(usize)) -> Vec<Token> {
         let mut out = Vec::with_capacity(n);
         let wave = rayon::current_num_threads().max(1) as u64 * 2;
         let mut next_block = 0;
@@ -138,6 +144,7 @@ impl Language {
                 out.extend_from_slice(&b);
             }
             next_block += wave;
+            progress(out.len().min(n));
         }
         out.truncate(n);
         out

@@ -90,7 +90,7 @@ impl SyntheticSplits {
         let vocab = lang.vocab_size() as u32;
         let public = Store::new(public_root).ensure(&self.spec("synthetic-train"), |b| {
             let bar = b.progress(self.train as u64, "generating the train split");
-            let tokens = self.tokens(&lang, Split::Train);
+            let tokens = lang.generate_with_progress(self.stream_seed(Split::Train), self.train, |done| bar.set_position(done as u64));
             bar.finish_and_clear();
             write_shard(&b.dir().join(Split::Train.file()), &tokens, vocab)?;
             fs::write(b.dir().join("vocab.txt"), lang.words().join("\n") + "\n")?;
