@@ -87,3 +87,63 @@ impl Language {
             .collect()
     }
 }
+
+impl Language {
+    /// `-ln p(x_t | every other token of tokens)`: the exact surprise of token `t` when it alone
+    /// is masked and both sides are seen (a masked language model's floor). `tokens` is a
+    /// stream from its start (`<doc>` first); pass a document followed by the next `<doc>` to
+    /// say that it ended there. Only the tokens up to the first `<doc>` after `t` matter.
+    ///
+    /// Every candidate word `v` is scored in place of `x_t` together with the rest of the
+    /// document: `p(x_t = v | rest) ∝ p(v | prefix) · p(suffix | prefix, v)`. Cost: about
+    /// (candidates × suffix length) scorer steps, milliseconds per position.
+    pub fn masked_surprise(&self, tokens: &[Token], t: usize) -> anyhow::Result<f64> {
+        anyhow::ensure!(t < tokens.len(), "position {t} is outside {} tokens", tokens.len());
+        let doc = self.doc_token();
+        let end = tokens[t + 1..].iter().position(|&x| x == doc).map_or(tokens.len(), |i| t + 2 + i);
+        let mut prefix = Scorer::new(self);
+        for (i, &x) in tokens[..t].iter().enumerate() {
+            anyhow::ensure!(prefix.observe(x).is_finite(), "token {i} is impossible after its prefix");
+        }
+        let weights: Vec<(Token, f64)> = (0..self.vocab_size() as Token)
+            .filter_map(|v| {
+                let mut s = prefix.clone();
+                let mut total = s.observe(v);
+                for &x in &tokens[t + 1..end] {
+                    if !total.is_finite() {
+                        break;
+                    }
+                    total += s.observe(x);
+                }
+                total.is_finite().then_some((v, -total))
+            })
+            .collect();
+        let actual = weights.iter().find(|w| w.0 == tokens[t]).map(|w| w.1);
+        let actual = actual.ok_or_else(|| anyhow::anyhow!("the tokens are impossible as a stream of this language"))?;
+        let max = weights.iter().map(|w| w.1).fold(f64::NEG_INFINITY, f64::max);
+        let log_total = max + weights.iter().map(|w| (w.1 - max).exp()).sum::<f64>().ln();
+        Ok(log_total - actual)
+    }
+
+    /// The masked-token floor `E[-ln p(x_t | all other tokens)]`, estimated from `positions`
+    /// random positions in each of `documents` documents of stream `seed` (each document
+    /// followed by its end). A lower bound on the loss of a masked model at any masking rate
+    /// (more masked tokens only hide more), and below the causal floor.
+    pub fn masked_floor(&self, seed: u64, documents: u64, positions: usize) -> Floor {
+        let docs: Vec<(f64, u64)> = (0..documents)
+            .into_par_iter()
+            .map(|i| {
+                let mut tokens = self.document(seed, i);
+                let n = tokens.len();
+                tokens.push(self.doc_token());
+                let mut rng = crate::rng::Rng::new(crate::rng::derive(seed ^ 0x6d61_736b, i));
+                let sum: f64 = (0..positions)
+                    .map(|_| self.masked_surprise(&tokens, rng.below(n)).expect("a generated document is a valid stream"))
+                    .sum();
+                // This document's share: its length times the mean over the sampled positions.
+                (sum / positions as f64 * n as f64, n as u64)
+            })
+            .collect();
+        Floor::from_documents(&docs)
+    }
+}

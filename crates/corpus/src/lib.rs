@@ -76,6 +76,16 @@
 //! so its best loss is at or above `H`; `Language::surprise` gives the exact per-token values
 //! for any shard, whose mean is the floor for exactly those tokens.
 //!
+//! ## The masked-token floor
+//!
+//! For a masked language model the relevant quantity conditions on both sides:
+//! [`Language::masked_surprise`] gives `-ln p(x_t | all other tokens)` exactly, by scoring every
+//! candidate word in place of `x_t` together with the rest of its document
+//! (`p(v | rest) ∝ p(v | prefix) · p(suffix | prefix, v)`), and [`Language::masked_floor`]
+//! averages it over random positions. With one token masked it is the floor; masking more
+//! tokens (15% in BERT) only hides information, so it stays a lower bound at any masking rate.
+//! The causal floor is *not* a bound for masked models (it is higher).
+//!
 //! Default configuration, [`GENERATOR_VERSION`] 1 (see README.md and docs/measurements.md
 //! for the command): the floor and the generation speed are measured there.
 //!

@@ -201,3 +201,33 @@ fn the_scorer_refuses_what_the_grammar_forbids() {
     assert!(surprise(&[doc, period, doc])[2].is_infinite());
     assert!(lang.surprise(&[doc, period]).unwrap_err().to_string().contains("impossible"));
 }
+
+#[test]
+fn masked_surprise_is_the_exact_two_sided_conditional() {
+    let lang = tiny();
+    let len = 6;
+    let mut exact = HashMap::new();
+    enumerate(&Scorer::new(&lang), &mut Vec::new(), 0.0, len, lang.vocab_size(), &mut exact);
+    // Brute force: p(x_t | the rest) = p(x) / sum over v of p(x with v at t).
+    let mut checked = 0;
+    for (seq, p) in exact.iter().filter(|(_, p)| **p > 1e-4).take(40) {
+        for t in 0..len {
+            let total: f64 = (0..lang.vocab_size() as Token)
+                .map(|v| {
+                    let mut other = seq.clone();
+                    other[t] = v;
+                    exact.get(&other).copied().unwrap_or(0.0)
+                })
+                .sum();
+            let brute = -(p / total).ln();
+            let fast = lang.masked_surprise(seq, t).unwrap();
+            assert!((brute - fast).abs() < 1e-9, "{seq:?} at {t}: brute force {brute}, masked_surprise {fast}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 120);
+    // Seeing both sides can only help: the masked floor is below the causal one.
+    let masked = lang.masked_floor(3, 60, 4);
+    let causal = lang.entropy_floor(3, 60);
+    assert!(masked.nats_per_token < causal.nats_per_token, "{masked} vs {causal}");
+}
