@@ -136,7 +136,8 @@ fn an_element_over_its_time_limit_is_reported_as_timeout() {
     let started = Instant::now();
     let job = slurm::submit(tmp.path(), "rebench-timeout", &[argv(&["sleep", "600"])], tmp.path(), &options).unwrap();
     assert!(read(&job.script).contains("sleep"));
-    let states = slurm::wait(&job, POLL, Some(Duration::from_secs(150))).unwrap_or_else(|e| {
+    // Generous: under load the element may queue behind other tests' jobs before its minute starts.
+    let states = slurm::wait(&job, POLL, Some(Duration::from_secs(300))).unwrap_or_else(|e| {
         let _ = slurm::cancel(&job);
         panic!("{e:#}")
     });
