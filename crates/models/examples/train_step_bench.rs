@@ -2,7 +2,7 @@
 //! width 256, 4 layers, 4 heads, batch 16, f32), against the measured f32 matmul rate.
 //!
 //! ```sh
-//! cargo run --release -p rebench-models --example train_step_bench -- [--threads 2] [--steps 10] [--json]
+//! cargo run --release -p rebench-models --example train_step_bench -- [--threads 2] [--steps 10] [--kernels plain|fused|both] [--json]
 //! REBENCH_ALLOC=system cargo run --release ...   # glibc malloc instead of mimalloc
 //! REBENCH_ALLOC_TUNE=0 cargo run --release ...    # the allocator's defaults (see `keep_freed_memory`)
 //! ```
@@ -130,7 +130,7 @@ fn parse_args() -> Args {
     let mut args = Args {
         threads: 2,
         steps: 10,
-        kernels: vec![Kernels::Plain],
+        kernels: Kernels::ALL.to_vec(),
         json: false,
     };
     let mut it = std::env::args().skip(1);
@@ -139,6 +139,14 @@ fn parse_args() -> Args {
         match a.as_str() {
             "--threads" => args.threads = value().parse().expect("--threads N"),
             "--steps" => args.steps = value().parse().expect("--steps N"),
+            "--kernels" => {
+                args.kernels = match value().as_str() {
+                    "plain" => vec![Kernels::Plain],
+                    "fused" => vec![Kernels::Fused],
+                    "both" => Kernels::ALL.to_vec(),
+                    other => panic!("--kernels plain|fused|both, not {other}"),
+                }
+            }
             "--json" => args.json = true,
             other => panic!("unknown argument {other}"),
         }
@@ -192,15 +200,8 @@ fn matmul_gflops() -> f64 {
 
 fn main() {
     let args = parse_args();
-    // candle's matmul reads RAYON_NUM_THREADS for its thread count; the optimizer uses rayon's
-    // global pool. Both get `--threads`.
     // SAFETY: no other thread exists yet.
-    unsafe { std::env::set_var("RAYON_NUM_THREADS", args.threads.to_string()) };
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(args.threads)
-        .build_global()
-        .unwrap();
-
+    unsafe { rebench_models::cpu::init_threads(args.threads) }.unwrap();
     let tuned = std::env::var("REBENCH_ALLOC_TUNE").map_or(true, |v| v != "0");
     if tuned {
         alloc::keep_freed_memory();

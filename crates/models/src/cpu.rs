@@ -1,4 +1,5 @@
-//! Direct access to the f32 data of CPU tensors, for the optimizer.
+//! Direct access to the f32 data of CPU tensors (for the optimizer and the fused kernels), and the
+//! CPU thread setup.
 
 use candle_core::{CpuStorage, Layout, Storage, Tensor};
 
@@ -42,4 +43,31 @@ pub fn slice_mut<'a>(
         (CpuStorage::F32(_), None) => candle_core::bail!("{op}: input must be contiguous"),
         _ => candle_core::bail!("{op}: input must be f32"),
     }
+}
+
+/// Sets up the CPU thread pools for `threads` threads. Call it first thing in `main`.
+///
+/// candle's matmul (through gemm) and this crate's kernels and optimizer run on rayon's global
+/// pool, which gets `threads` workers; candle sizes its matmul by `RAYON_NUM_THREADS`, set to
+/// match. candle's own element-wise ops run on a second pool of candle's, whose workers spin
+/// for a while after every op and so take cores away from rayon's workers; with
+/// `CANDLE_NUM_THREADS=1` that pool has no workers and those ops (the few left on the fused
+/// path: gradient accumulation, residual adds) run on the calling thread. A `CANDLE_NUM_THREADS`
+/// already set is left as it is.
+///
+/// # Safety
+/// It sets environment variables, so no other thread may be running (see
+/// [`std::env::set_var`]).
+pub unsafe fn init_threads(threads: usize) -> Result<()> {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+        if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+            std::env::set_var("CANDLE_NUM_THREADS", "1");
+        }
+    }
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .map_err(|e| crate::Error::Config(format!("rayon's global pool: {e}")))
 }

@@ -1,8 +1,9 @@
-//! The transformer's building blocks, behind one enum so that faster implementations can be
-//! swapped in and checked against this one.
+//! The transformer's building blocks, in two interchangeable implementations.
 //!
 //! [`Kernels::Plain`] composes candle's own tensor ops and lets candle's autograd differentiate
-//! them; it is the specification.
+//! them; it is the specification. [`Kernels::Fused`] runs each block as one candle `CustomOp`
+//! with a hand-written CPU forward and backward; `tests/kernels.rs` checks every fused op against
+//! the plain composition for equal values and gradients.
 //!
 //! Pitfall: candle-nn 0.11.1's `LayerNorm`/`RmsNorm` fast paths and `ops::softmax_last_dim` have
 //! no backward pass and silently stop gradients. The plain kernels use `ops::layer_norm_slow`
@@ -13,6 +14,8 @@ use candle_core::{D, Tensor};
 
 use crate::Result;
 
+mod fused;
+
 /// Epsilon of every layer norm.
 pub const LN_EPS: f32 = 1e-5;
 
@@ -20,39 +23,52 @@ pub const LN_EPS: f32 = 1e-5;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Kernels {
     /// candle tensor ops, differentiated by candle's autograd.
-    #[default]
     Plain,
+    /// One custom op per block with a hand-written backward pass (CPU; elsewhere it falls back
+    /// to `Plain`).
+    #[default]
+    Fused,
 }
 
 impl Kernels {
     /// Every implementation, for tests and benchmarks that compare them.
-    pub const ALL: &[Kernels] = &[Kernels::Plain];
+    pub const ALL: &[Kernels] = &[Kernels::Plain, Kernels::Fused];
 
     /// Layer norm over the last dimension of `x` with gain `w` and bias `b`.
     pub fn layer_norm(self, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
         match self {
-            Kernels::Plain => Ok(candle_nn::ops::layer_norm_slow(x, w, b, LN_EPS)?),
+            Kernels::Fused if x.device().is_cpu() => {
+                Ok(x.apply_op3(w, b, fused::LayerNorm::new(LN_EPS))?)
+            }
+            _ => Ok(candle_nn::ops::layer_norm_slow(x, w, b, LN_EPS)?),
         }
     }
 
     /// `x · w + b` for `x` of shape `[n, k]`, `w` of shape `[k, m]` and `b` of shape `[m]`.
     pub fn linear(self, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
         match self {
-            Kernels::Plain => Ok(x.matmul(w)?.broadcast_add(b)?),
+            Kernels::Fused if x.device().is_cpu() => {
+                Ok(x.apply_op3(w, b, fused::Linear::new(false))?)
+            }
+            _ => Ok(x.matmul(w)?.broadcast_add(b)?),
         }
     }
 
     /// `gelu(x · w + b)`: the MLP's first layer.
     pub fn linear_gelu(self, x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
         match self {
-            Kernels::Plain => Kernels::Plain.gelu(&Kernels::Plain.linear(x, w, b)?),
+            Kernels::Fused if x.device().is_cpu() => {
+                Ok(x.apply_op3(w, b, fused::Linear::new(true))?)
+            }
+            _ => Kernels::Plain.gelu(&Kernels::Plain.linear(x, w, b)?),
         }
     }
 
     /// GELU, tanh approximation (GPT-2's `gelu_new`; PyTorch's `GELU(approximate="tanh")`).
     pub fn gelu(self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Kernels::Plain => Ok(x.gelu()?),
+            Kernels::Fused if x.device().is_cpu() => Ok(x.apply_op1(fused::Gelu)?),
+            _ => Ok(x.gelu()?),
         }
     }
 
@@ -67,14 +83,20 @@ impl Kernels {
         causal: bool,
     ) -> Result<Tensor> {
         match self {
-            Kernels::Plain => plain_attention(qkv, batch, heads, causal),
+            Kernels::Fused if qkv.device().is_cpu() => {
+                Ok(qkv.apply_op1(fused::Attention::new(batch, heads, causal))?)
+            }
+            _ => plain_attention(qkv, batch, heads, causal),
         }
     }
 
     /// Mean cross-entropy of `logits` `[n, v]` against `targets` `[n]` (u32).
     pub fn cross_entropy(self, logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
         match self {
-            Kernels::Plain => Ok(candle_nn::loss::cross_entropy(logits, targets)?),
+            Kernels::Fused if logits.device().is_cpu() => {
+                Ok(logits.apply_op2(targets, fused::CrossEntropy::new())?)
+            }
+            _ => Ok(candle_nn::loss::cross_entropy(logits, targets)?),
         }
     }
 
@@ -87,7 +109,10 @@ impl Kernels {
         targets: &Tensor,
     ) -> Result<Tensor> {
         match self {
-            Kernels::Plain => Kernels::Plain.cross_entropy(&hidden.matmul(&wte.t()?)?, targets),
+            Kernels::Fused if hidden.device().is_cpu() => {
+                Ok(hidden.apply_op3(wte, targets, fused::HeadCrossEntropy::new())?)
+            }
+            _ => Kernels::Plain.cross_entropy(&hidden.matmul(&wte.t()?)?, targets),
         }
     }
 }

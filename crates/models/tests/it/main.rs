@@ -2,6 +2,7 @@
 
 mod checkpoint;
 mod gradients;
+mod kernels;
 mod masking;
 mod optimizer;
 mod training;

@@ -1,0 +1,970 @@
+//! Fused CPU kernels: each building block is one candle custom op with a hand-written forward
+//! and backward pass over raw f32 slices, parallel with rayon, matmuls through `gemm` (the
+//! library candle's own CPU matmul uses) with strides instead of copies.
+//!
+//! Why: candle's autograd differentiates a composition op by op, and on the CPU every op
+//! allocates a fresh tensor and every gradient edge is accumulated as `zeros + grad`. A layer
+//! norm is a dozen such ops, an attention block about twenty. Here each block is one node.
+//! Activations a backward pass needs beyond its inputs and output (softmax probabilities, norm
+//! statistics, pre-activations) are kept in the op itself: candle keeps the op alive in the
+//! graph until the backward pass. Outputs are written into uninitialized buffers, never zeroed
+//! first.
+
+use std::mem::MaybeUninit;
+use std::sync::Mutex;
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Shape, Tensor};
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use crate::cpu::{self, slice};
+
+type CResult<T> = candle_core::Result<T>;
+
+fn parallelism() -> Parallelism {
+    match rayon::current_num_threads() {
+        0 | 1 => Parallelism::None,
+        n => Parallelism::Rayon(n),
+    }
+}
+
+/// A matrix operand: pointer, row stride, column stride (in elements).
+type Mat<P> = (P, isize, isize);
+
+/// `dst[m×n] = (dst if accumulate) + scale · lhs[m×k] · rhs[k×n]`.
+///
+/// # Safety
+/// Every pointer must be valid for the elements its strides reach, `dst` must not overlap the
+/// inputs, and with `accumulate` the destination must be initialized.
+unsafe fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: Mat<*mut f32>,
+    lhs: Mat<*const f32>,
+    rhs: Mat<*const f32>,
+    accumulate: bool,
+    scale: f32,
+    par: Parallelism,
+) {
+    // SAFETY: forwarded from the caller; gemm takes column stride then row stride.
+    unsafe {
+        gemm::gemm(
+            m, n, k, dst.0, dst.2, dst.1, accumulate, lhs.0, lhs.2, lhs.1, rhs.0, rhs.2, rhs.1,
+            1.0, scale, false, false, false, par,
+        )
+    }
+}
+
+/// A raw pointer that rayon tasks may share because each writes a disjoint region.
+#[derive(Clone, Copy)]
+struct SyncPtr(*mut f32);
+
+impl SyncPtr {
+    /// The pointer (a method, so that closures capture the whole `SyncPtr`, not its field).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+// SAFETY: every user writes disjoint regions from different tasks.
+unsafe impl Send for SyncPtr {}
+unsafe impl Sync for SyncPtr {}
+
+/// A vector of `n` floats that `init` writes, without zeroing it first.
+///
+/// # Safety
+/// `init` must write every element of the slice it is given.
+unsafe fn uninit_vec(n: usize, init: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    init(&mut v.spare_capacity_mut()[..n]);
+    // SAFETY: the caller's `init` wrote all n elements.
+    unsafe { v.set_len(n) };
+    v
+}
+
+/// The raw pointer of an uninitialized slice, for gemm to write through.
+fn raw(s: &mut [MaybeUninit<f32>]) -> *mut f32 {
+    s.as_mut_ptr().cast()
+}
+
+fn tensor(data: Vec<f32>, like: &Tensor) -> CResult<Tensor> {
+    Tensor::from_vec(data, like.shape(), like.device())
+}
+
+/// Runs `f` on the contiguous f32 data of `t` (borrowed when possible).
+fn with<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> CResult<R> {
+    cpu::with_f32(t, f).map_err(|e| candle_core::Error::Msg(e.to_string()))
+}
+
+fn taken<T>(saved: &Mutex<Option<T>>, op: &str) -> CResult<T> {
+    saved
+        .lock()
+        .unwrap()
+        .take()
+        .ok_or_else(|| candle_core::Error::Msg(format!("{op}: backward without forward, or twice")))
+}
+
+/// Rows per rayon task in row-wise kernels.
+const ROWS: usize = 16;
+/// Elements per rayon task in element-wise kernels.
+const ELEMS: usize = 1 << 14;
+
+/// Column sums of an `[n, m]` row-major matrix, rows split across tasks.
+fn column_sums(g: &[f32], m: usize) -> Vec<f32> {
+    g.par_chunks(m * 64)
+        .map(|rows| {
+            let mut acc = vec![0f32; m];
+            for row in rows.chunks(m) {
+                acc.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+            }
+            acc
+        })
+        .reduce(|| vec![0f32; m], add_into)
+}
+
+fn add_into(mut a: Vec<f32>, b: Vec<f32>) -> Vec<f32> {
+    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+    a
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layer norm
+
+pub(super) struct LayerNorm {
+    eps: f32,
+    /// Per-row mean and 1/std from the forward pass.
+    saved: Mutex<Option<(Vec<f32>, Vec<f32>)>>,
+}
+
+impl LayerNorm {
+    pub fn new(eps: f32) -> Self {
+        Self {
+            eps,
+            saved: Mutex::new(None),
+        }
+    }
+}
+
+impl CustomOp3 for LayerNorm {
+    fn name(&self) -> &'static str {
+        "fused-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        let (x, w, b) = (
+            slice(xs, xl, "layer-norm")?,
+            slice(ws, wl, "layer-norm")?,
+            slice(bs, bl, "layer-norm")?,
+        );
+        let c = w.len();
+        if b.len() != c || xl.shape().dims().last() != Some(&c) {
+            candle_core::bail!(
+                "layer-norm: shapes {:?}, {:?}, {:?}",
+                xl.shape(),
+                wl.shape(),
+                bl.shape()
+            );
+        }
+        let n = x.len() / c;
+        let mut mean = vec![0f32; n];
+        let mut rstd = vec![0f32; n];
+        // SAFETY: every row of every chunk is written.
+        let out = unsafe {
+            uninit_vec(x.len(), |out| {
+                out.par_chunks_mut(c * ROWS)
+                    .zip(x.par_chunks(c * ROWS))
+                    .zip(mean.par_chunks_mut(ROWS).zip(rstd.par_chunks_mut(ROWS)))
+                    .for_each(|((out, x), (mean, rstd))| {
+                        for (r, (y, x)) in out.chunks_mut(c).zip(x.chunks(c)).enumerate() {
+                            let mu = x.iter().sum::<f32>() / c as f32;
+                            let var = x.iter().map(|v| (v - mu) * (v - mu)).sum::<f32>() / c as f32;
+                            let rs = 1.0 / (var + self.eps).sqrt();
+                            for i in 0..c {
+                                y[i].write((x[i] - mu) * rs * w[i] + b[i]);
+                            }
+                            mean[r] = mu;
+                            rstd[r] = rs;
+                        }
+                    })
+            })
+        };
+        *self.saved.lock().unwrap() = Some((mean, rstd));
+        Ok((CpuStorage::F32(out), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> CResult<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (mean, rstd) = taken(&self.saved, "layer-norm")?;
+        let g = g.contiguous()?;
+        let wv = w.to_vec1::<f32>()?;
+        let c = wv.len();
+        let mut partials = (Vec::new(), Vec::new());
+        let dx = with(x, |x| {
+            with(&g, |g| {
+                // SAFETY: every row is written.
+                unsafe {
+                    uninit_vec(x.len(), |dx| {
+                        partials = dx
+                            .par_chunks_mut(c * ROWS)
+                            .zip(x.par_chunks(c * ROWS).zip(g.par_chunks(c * ROWS)))
+                            .zip(mean.par_chunks(ROWS).zip(rstd.par_chunks(ROWS)))
+                            .map(|((dx, (x, g)), (mean, rstd))| {
+                                let mut dw = vec![0f32; c];
+                                let mut db = vec![0f32; c];
+                                let mut xhat = vec![0f32; c];
+                                for (r, (dx, (x, g))) in dx
+                                    .chunks_mut(c)
+                                    .zip(x.chunks(c).zip(g.chunks(c)))
+                                    .enumerate()
+                                {
+                                    let (mu, rs) = (mean[r], rstd[r]);
+                                    let (mut a, mut bb) = (0f32, 0f32);
+                                    for i in 0..c {
+                                        xhat[i] = (x[i] - mu) * rs;
+                                        let gw = g[i] * wv[i];
+                                        a += gw;
+                                        bb += gw * xhat[i];
+                                        dw[i] += g[i] * xhat[i];
+                                        db[i] += g[i];
+                                    }
+                                    let (a, bb) = (a / c as f32, bb / c as f32);
+                                    for i in 0..c {
+                                        dx[i].write(rs * (g[i] * wv[i] - a - xhat[i] * bb));
+                                    }
+                                }
+                                (dw, db)
+                            })
+                            .reduce(
+                                || (vec![0f32; c], vec![0f32; c]),
+                                |(a, b), (c, d)| (add_into(a, c), add_into(b, d)),
+                            );
+                    })
+                }
+            })
+        })??;
+        let (dw, db) = partials;
+        Ok((
+            Some(tensor(dx, x)?),
+            Some(tensor(dw, w)?),
+            Some(tensor(db, w)?),
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Linear, optionally followed by GELU: y = act(x · w + b)
+
+pub(super) struct Linear {
+    gelu: bool,
+    /// With GELU: the pre-activation `x · w + b`.
+    saved: Mutex<Option<Vec<f32>>>,
+}
+
+impl Linear {
+    pub fn new(gelu: bool) -> Self {
+        Self {
+            gelu,
+            saved: Mutex::new(None),
+        }
+    }
+}
+
+impl CustomOp3 for Linear {
+    fn name(&self) -> &'static str {
+        if self.gelu {
+            "fused-linear-gelu"
+        } else {
+            "fused-linear"
+        }
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        let (x, w, b) = (
+            slice(xs, xl, "linear")?,
+            slice(ws, wl, "linear")?,
+            slice(bs, bl, "linear")?,
+        );
+        let (k, m) = wl.shape().dims2()?;
+        let (n, xk) = xl.shape().dims2()?;
+        if xk != k || b.len() != m {
+            candle_core::bail!(
+                "linear: shapes {:?} · {:?} + {:?}",
+                xl.shape(),
+                wl.shape(),
+                bl.shape()
+            );
+        }
+        let mut z: Vec<f32> = Vec::with_capacity(n * m);
+        for _ in 0..n {
+            z.extend_from_slice(b);
+        }
+        // SAFETY: z (initialized with the bias) is n×m, x n×k, w k×m, all row-major and distinct.
+        unsafe {
+            matmul(
+                (n, m, k),
+                (z.as_mut_ptr(), m as isize, 1),
+                (x.as_ptr(), k as isize, 1),
+                (w.as_ptr(), m as isize, 1),
+                true,
+                1.0,
+                parallelism(),
+            );
+        }
+        let out = if self.gelu {
+            // SAFETY: every element is written.
+            let y = unsafe {
+                uninit_vec(z.len(), |y| {
+                    y.par_chunks_mut(ELEMS)
+                        .zip(z.par_chunks(ELEMS))
+                        .for_each(|(y, z)| {
+                            y.iter_mut().zip(z).for_each(|(y, &z)| {
+                                y.write(gelu(z));
+                            })
+                        })
+                })
+            };
+            *self.saved.lock().unwrap() = Some(z);
+            y
+        } else {
+            z
+        };
+        Ok((CpuStorage::F32(out), Shape::from((n, m))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> CResult<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (n, k) = x.dims2()?;
+        let m = w.dim(1)?;
+        let g = g.contiguous()?;
+        // With GELU, the gradient of the pre-activation: dz = g ⊙ gelu'(z), in z's buffer.
+        let dz_owned = if self.gelu {
+            let mut z = taken(&self.saved, "linear-gelu")?;
+            with(&g, |g| {
+                z.par_chunks_mut(ELEMS)
+                    .zip(g.par_chunks(ELEMS))
+                    .for_each(|(z, g)| {
+                        z.iter_mut()
+                            .zip(g)
+                            .for_each(|(z, &g)| *z = g * gelu_grad(*z));
+                    })
+            })?;
+            Some(z)
+        } else {
+            None
+        };
+        let mut dx = Vec::new();
+        let mut dw = Vec::new();
+        let run = |dz: &[f32], dx: &mut Vec<f32>, dw: &mut Vec<f32>| -> CResult<Vec<f32>> {
+            with(w, |w| {
+                with(x, |x| {
+                    // SAFETY: gemm writes all of dx (n×k = dz n×m · wᵀ, w is k×m) and all of
+                    // dw (k×m = xᵀ · dz, x is n×k).
+                    unsafe {
+                        *dx = uninit_vec(n * k, |dx| {
+                            matmul(
+                                (n, k, m),
+                                (raw(dx), k as isize, 1),
+                                (dz.as_ptr(), m as isize, 1),
+                                (w.as_ptr(), 1, m as isize),
+                                false,
+                                1.0,
+                                parallelism(),
+                            )
+                        });
+                        *dw = uninit_vec(k * m, |dw| {
+                            matmul(
+                                (k, m, n),
+                                (raw(dw), m as isize, 1),
+                                (x.as_ptr(), 1, k as isize),
+                                (dz.as_ptr(), m as isize, 1),
+                                false,
+                                1.0,
+                                parallelism(),
+                            )
+                        });
+                    }
+                })
+            })??;
+            Ok(column_sums(dz, m))
+        };
+        let db = match &dz_owned {
+            Some(dz) => run(dz, &mut dx, &mut dw)?,
+            None => with(&g, |g| run(g, &mut dx, &mut dw))??,
+        };
+        Ok((
+            Some(tensor(dx, x)?),
+            Some(tensor(dw, w)?),
+            Some(tensor(db, b)?),
+        ))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GELU, tanh approximation
+
+pub(super) struct Gelu;
+
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+const GELU_C: f32 = 0.044_715;
+
+/// tanh as a rational function (the minimax approximation of Eigen's `generic_fast_tanh_float`):
+/// within 4.5e-7 of the exact value everywhere (checked in the tests against f64), and, with no
+/// call into libm, the compiler vectorizes loops over it. The libm `tanhf` it replaces took 19%
+/// of a training step.
+#[inline(always)]
+pub(crate) fn fast_tanh(x: f32) -> f32 {
+    let x = x.clamp(-7.905_311, 7.905_311);
+    let x2 = x * x;
+    let p = x2 * -2.760_768_5e-16 + 2.000_188e-13;
+    let p = x2 * p + -8.604_672e-11;
+    let p = x2 * p + 5.122_297e-8;
+    let p = x2 * p + 1.485_722_4e-5;
+    let p = x2 * p + 6.372_619_3e-4;
+    let p = x2 * p + 4.893_524_6e-3;
+    let q = x2 * 1.198_258_4e-6 + 1.185_347_1e-4;
+    let q = x2 * q + 2.268_434_6e-3;
+    let q = x2 * q + 4.893_525e-3;
+    x * p / q
+}
+
+#[inline(always)]
+fn gelu(x: f32) -> f32 {
+    0.5 * x * (1.0 + fast_tanh(SQRT_2_OVER_PI * (x + GELU_C * x * x * x)))
+}
+
+#[inline(always)]
+fn gelu_grad(x: f32) -> f32 {
+    let t = fast_tanh(SQRT_2_OVER_PI * (x + GELU_C * x * x * x));
+    0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * x * x)
+}
+
+impl CustomOp1 for Gelu {
+    fn name(&self) -> &'static str {
+        "fused-gelu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
+        let x = slice(s, l, "gelu")?;
+        // SAFETY: every element is written.
+        let out = unsafe {
+            uninit_vec(x.len(), |y| {
+                y.par_chunks_mut(ELEMS)
+                    .zip(x.par_chunks(ELEMS))
+                    .for_each(|(y, x)| {
+                        y.iter_mut().zip(x).for_each(|(y, &x)| {
+                            y.write(gelu(x));
+                        })
+                    })
+            })
+        };
+        Ok((CpuStorage::F32(out), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _res: &Tensor, g: &Tensor) -> CResult<Option<Tensor>> {
+        let g = g.contiguous()?;
+        let dx = with(x, |x| {
+            with(&g, |g| {
+                // SAFETY: every element is written.
+                unsafe {
+                    uninit_vec(x.len(), |d| {
+                        d.par_chunks_mut(ELEMS)
+                            .zip(x.par_chunks(ELEMS).zip(g.par_chunks(ELEMS)))
+                            .for_each(|(d, (x, g))| {
+                                for i in 0..d.len() {
+                                    d[i].write(g[i] * gelu_grad(x[i]));
+                                }
+                            })
+                    })
+                }
+            })
+        })??;
+        Ok(Some(tensor(dx, x)?))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attention
+
+pub(super) struct Attention {
+    batch: usize,
+    heads: usize,
+    causal: bool,
+    /// Softmax probabilities `[b, h, t, t]` from the forward pass (zero above the diagonal when
+    /// causal).
+    saved: Mutex<Option<Vec<f32>>>,
+}
+
+impl Attention {
+    pub fn new(batch: usize, heads: usize, causal: bool) -> Self {
+        Self {
+            batch,
+            heads,
+            causal,
+            saved: Mutex::new(None),
+        }
+    }
+
+    /// Row blocks `[i0, i1)` and, for each, the keys it attends to (`0..i1` when causal: the
+    /// masked upper-right blocks are never computed).
+    fn blocks(&self, t: usize) -> Vec<(usize, usize, usize)> {
+        const BLOCK: usize = 32;
+        if !self.causal {
+            return vec![(0, t, t)];
+        }
+        (0..t)
+            .step_by(BLOCK)
+            .map(|i0| (i0, (i0 + BLOCK).min(t), (i0 + BLOCK).min(t)))
+            .collect()
+    }
+}
+
+impl CustomOp1 for Attention {
+    fn name(&self) -> &'static str {
+        "fused-attention"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
+        let qkv = slice(s, l, "attention")?;
+        let (bt, c3) = l.shape().dims2()?;
+        let (b, h) = (self.batch, self.heads);
+        if bt % b != 0 || c3 % (3 * h) != 0 {
+            candle_core::bail!("attention: {:?} for batch {b} and {h} heads", l.shape());
+        }
+        let (t, c) = (bt / b, c3 / 3);
+        let d = c / h;
+        let scale = 1.0 / (d as f32).sqrt();
+        let blocks = self.blocks(t);
+        let mut probs = vec![0f32; b * h * t * t];
+        let (rs, ors, ts) = (c3 as isize, c as isize, t as isize);
+        // SAFETY: each (batch, head) task writes its own t×d block of the output (row stride c);
+        // together they write all of it.
+        let out = unsafe {
+            uninit_vec(b * t * c, |out| {
+                let o = SyncPtr(raw(out));
+                probs
+                    .par_chunks_mut(t * t)
+                    .enumerate()
+                    .for_each(|(task, p)| {
+                        let (bi, hi) = (task / h, task % h);
+                        let base = bi * t * c3 + hi * d;
+                        let (q, k, v) = (
+                            qkv[base..].as_ptr(),
+                            qkv[base + c..].as_ptr(),
+                            qkv[base + 2 * c..].as_ptr(),
+                        );
+                        let dst = o.get().add(bi * t * c + hi * d);
+                        for &(i0, i1, keys) in &blocks {
+                            let rows = i1 - i0;
+                            let pb = p[i0 * t..].as_mut_ptr();
+                            // S = scale · Q Kᵀ (q, k, v are t×d views with row stride 3c)
+                            matmul(
+                                (rows, keys, d),
+                                (pb, ts, 1),
+                                (q.add(i0 * c3), rs, 1),
+                                (k, 1, rs),
+                                false,
+                                scale,
+                                Parallelism::None,
+                            );
+                            for i in i0..i1 {
+                                let live = if self.causal { i + 1 } else { t };
+                                softmax_in_place(&mut p[i * t..i * t + live]);
+                                p[i * t + live..i * t + keys].fill(0.0); // masked scores in the diagonal block
+                            }
+                            // O = P V
+                            let pb = p[i0 * t..].as_ptr();
+                            matmul(
+                                (rows, d, keys),
+                                (dst.add(i0 * c), ors, 1),
+                                (pb, ts, 1),
+                                (v, rs, 1),
+                                false,
+                                1.0,
+                                Parallelism::None,
+                            );
+                        }
+                    });
+            })
+        };
+        *self.saved.lock().unwrap() = Some(probs);
+        Ok((CpuStorage::F32(out), Shape::from((bt, c))))
+    }
+
+    fn bwd(&self, qkv: &Tensor, _res: &Tensor, g: &Tensor) -> CResult<Option<Tensor>> {
+        let probs = taken(&self.saved, "attention")?;
+        let (bt, c3) = qkv.dims2()?;
+        let (b, h) = (self.batch, self.heads);
+        let (t, c) = (bt / b, c3 / 3);
+        let d = c / h;
+        let scale = 1.0 / (d as f32).sqrt();
+        let blocks = self.blocks(t);
+        let g = g.contiguous()?;
+        let (rs, ors, ts) = (c3 as isize, c as isize, t as isize);
+        let dqkv = with(qkv, |qkv| {
+            with(&g, |g| {
+                // SAFETY: each task writes its own q, k and v column blocks of its batch
+                // element's rows; together they write all of dqkv.
+                unsafe {
+                    uninit_vec(bt * c3, |dqkv| {
+                        let dst = SyncPtr(raw(dqkv));
+                        probs.par_chunks(t * t).enumerate().for_each(|(task, p)| {
+                            let (bi, hi) = (task / h, task % h);
+                            let base = bi * t * c3 + hi * d;
+                            let (q, k, v) = (
+                                qkv[base..].as_ptr(),
+                                qkv[base + c..].as_ptr(),
+                                qkv[base + 2 * c..].as_ptr(),
+                            );
+                            let go = g[bi * t * c + hi * d..].as_ptr();
+                            let (dq, dk, dv) = (
+                                dst.get().add(base),
+                                dst.get().add(base + c),
+                                dst.get().add(base + 2 * c),
+                            );
+                            // dS, zero where P is (above the diagonal when causal).
+                            let mut ds = vec![0f32; t * t];
+                            for &(i0, i1, keys) in &blocks {
+                                let rows = i1 - i0;
+                                // dP = dO · Vᵀ on the live block, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
+                                matmul(
+                                    (rows, keys, d),
+                                    (ds[i0 * t..].as_mut_ptr(), ts, 1),
+                                    (go.add(i0 * c), ors, 1),
+                                    (v, 1, rs),
+                                    false,
+                                    1.0,
+                                    Parallelism::None,
+                                );
+                                for i in i0..i1 {
+                                    let (prow, drow) =
+                                        (&p[i * t..i * t + keys], &mut ds[i * t..i * t + keys]);
+                                    let dot: f32 =
+                                        prow.iter().zip(drow.iter()).map(|(a, b)| a * b).sum();
+                                    drow.iter_mut()
+                                        .zip(prow)
+                                        .for_each(|(x, &pv)| *x = pv * (*x - dot) * scale);
+                                }
+                                // dQ = dS · K
+                                matmul(
+                                    (rows, d, keys),
+                                    (dq.add(i0 * c3), rs, 1),
+                                    (ds[i0 * t..].as_ptr(), ts, 1),
+                                    (k, rs, 1),
+                                    false,
+                                    1.0,
+                                    Parallelism::None,
+                                );
+                            }
+                            // dV = Pᵀ · dO and dK = dSᵀ · Q, by column block: key block
+                            // [j0, j1) is attended to by query rows j0.. when causal, all rows
+                            // otherwise.
+                            for &(j0, j1, _) in &blocks {
+                                let first = if self.causal { j0 } else { 0 };
+                                let (cols, rows) = (j1 - j0, t - first);
+                                let at = first * t + j0;
+                                matmul(
+                                    (cols, d, rows),
+                                    (dv.add(j0 * c3), rs, 1),
+                                    (p[at..].as_ptr(), 1, ts),
+                                    (go.add(first * c), ors, 1),
+                                    false,
+                                    1.0,
+                                    Parallelism::None,
+                                );
+                                matmul(
+                                    (cols, d, rows),
+                                    (dk.add(j0 * c3), rs, 1),
+                                    (ds[at..].as_ptr(), 1, ts),
+                                    (q.add(first * c3), rs, 1),
+                                    false,
+                                    1.0,
+                                    Parallelism::None,
+                                );
+                            }
+                        })
+                    })
+                }
+            })
+        })??;
+        Ok(Some(tensor(dqkv, qkv)?))
+    }
+}
+
+/// Softmax of one row in place.
+fn softmax_in_place(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|v| *v *= inv);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Softmax + cross-entropy, alone or after the tied output head
+
+fn targets_of<'a>(
+    ts: &'a CpuStorage,
+    tl: &Layout,
+    rows: usize,
+    classes: usize,
+) -> CResult<&'a [u32]> {
+    let targets = match (ts, tl.contiguous_offsets()) {
+        (CpuStorage::U32(t), Some((a, b))) => &t[a..b],
+        _ => candle_core::bail!("cross-entropy: targets must be contiguous u32"),
+    };
+    if targets.len() != rows {
+        candle_core::bail!("cross-entropy: {rows} rows, {} targets", targets.len());
+    }
+    if let Some(&bad) = targets.iter().find(|&&t| t as usize >= classes) {
+        candle_core::bail!("cross-entropy: target {bad} outside {classes} classes");
+    }
+    Ok(targets)
+}
+
+/// Turns rows of logits into softmax probabilities in place; returns the summed loss.
+fn softmax_cross_entropy(logits: &mut [f32], targets: &[u32], v: usize) -> f64 {
+    logits
+        .par_chunks_mut(v * ROWS)
+        .zip(targets.par_chunks(ROWS))
+        .map(|(p, t)| {
+            let mut loss = 0f64;
+            for (row, &t) in p.chunks_mut(v).zip(t) {
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let target = row[t as usize];
+                let mut sum = 0f32;
+                for x in row.iter_mut() {
+                    *x = (*x - max).exp();
+                    sum += *x;
+                }
+                let inv = 1.0 / sum;
+                row.iter_mut().for_each(|x| *x *= inv);
+                loss += f64::from(sum.ln() + max - target);
+            }
+            loss
+        })
+        .sum()
+}
+
+/// Turns probabilities into the gradient of `scale · Σ loss` with respect to the logits.
+fn cross_entropy_grad(probs: &mut [f32], targets: &[u32], v: usize, scale: f32) {
+    probs
+        .par_chunks_mut(v)
+        .zip(targets.par_iter())
+        .for_each(|(p, &t)| {
+            p[t as usize] -= 1.0;
+            p.iter_mut().for_each(|x| *x *= scale);
+        });
+}
+
+/// `d loss / d (mean loss)` as given by candle (1 unless the loss was scaled), over `n` rows.
+fn mean_scale(g: &Tensor, n: usize) -> CResult<f32> {
+    Ok(g.to_dtype(candle_core::DType::F32)?.to_scalar::<f32>()? / n as f32)
+}
+
+/// Mean cross-entropy of logits `[n, v]` against u32 targets `[n]`.
+pub(super) struct CrossEntropy {
+    /// Softmax probabilities `[n, v]` from the forward pass.
+    saved: Mutex<Option<Vec<f32>>>,
+}
+
+impl CrossEntropy {
+    pub fn new() -> Self {
+        Self {
+            saved: Mutex::new(None),
+        }
+    }
+}
+
+impl CustomOp2 for CrossEntropy {
+    fn name(&self) -> &'static str {
+        "fused-cross-entropy"
+    }
+
+    fn cpu_fwd(
+        &self,
+        ls: &CpuStorage,
+        ll: &Layout,
+        ts: &CpuStorage,
+        tl: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        let (n, v) = ll.shape().dims2()?;
+        let targets = targets_of(ts, tl, n, v)?;
+        let mut probs = slice(ls, ll, "cross-entropy")?.to_vec();
+        let total = softmax_cross_entropy(&mut probs, targets, v);
+        *self.saved.lock().unwrap() = Some(probs);
+        Ok((
+            CpuStorage::F32(vec![(total / n as f64) as f32]),
+            Shape::from(()),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        logits: &Tensor,
+        targets: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> CResult<(Option<Tensor>, Option<Tensor>)> {
+        let mut probs = taken(&self.saved, "cross-entropy")?;
+        let (n, v) = logits.dims2()?;
+        cross_entropy_grad(&mut probs, &targets.to_vec1::<u32>()?, v, mean_scale(g, n)?);
+        Ok((Some(tensor(probs, logits)?), None))
+    }
+}
+
+/// Mean cross-entropy of the tied head's logits `h · wteᵀ` (`h` `[n, c]`, `wte` `[v, c]`)
+/// against u32 targets `[n]`: the logits never become a tensor.
+pub(super) struct HeadCrossEntropy {
+    saved: Mutex<Option<Vec<f32>>>,
+}
+
+impl HeadCrossEntropy {
+    pub fn new() -> Self {
+        Self {
+            saved: Mutex::new(None),
+        }
+    }
+}
+
+impl CustomOp3 for HeadCrossEntropy {
+    fn name(&self) -> &'static str {
+        "fused-head-cross-entropy"
+    }
+
+    fn cpu_fwd(
+        &self,
+        hs: &CpuStorage,
+        hl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        ts: &CpuStorage,
+        tl: &Layout,
+    ) -> CResult<(CpuStorage, Shape)> {
+        let (h, w) = (
+            slice(hs, hl, "head-cross-entropy")?,
+            slice(ws, wl, "head-cross-entropy")?,
+        );
+        let (n, c) = hl.shape().dims2()?;
+        let (v, wc) = wl.shape().dims2()?;
+        if wc != c {
+            candle_core::bail!(
+                "head-cross-entropy: shapes {:?}, {:?}",
+                hl.shape(),
+                wl.shape()
+            );
+        }
+        let targets = targets_of(ts, tl, n, v)?;
+        // SAFETY: gemm writes all n×v logits: h (n×c) · wteᵀ (wte is v×c).
+        let mut probs = unsafe {
+            uninit_vec(n * v, |l| {
+                matmul(
+                    (n, v, c),
+                    (raw(l), v as isize, 1),
+                    (h.as_ptr(), c as isize, 1),
+                    (w.as_ptr(), 1, c as isize),
+                    false,
+                    1.0,
+                    parallelism(),
+                )
+            })
+        };
+        let total = softmax_cross_entropy(&mut probs, targets, v);
+        *self.saved.lock().unwrap() = Some(probs);
+        Ok((
+            CpuStorage::F32(vec![(total / n as f64) as f32]),
+            Shape::from(()),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        h: &Tensor,
+        wte: &Tensor,
+        targets: &Tensor,
+        _res: &Tensor,
+        g: &Tensor,
+    ) -> CResult<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let mut dl = taken(&self.saved, "head-cross-entropy")?;
+        let (n, c) = h.dims2()?;
+        let v = wte.dim(0)?;
+        cross_entropy_grad(&mut dl, &targets.to_vec1::<u32>()?, v, mean_scale(g, n)?);
+        let (dh, dw) = with(h, |hv| {
+            with(wte, |w| {
+                // SAFETY: dh (n×c) = dl (n×v) · wte (v×c); dwte (v×c) = dlᵀ · h; gemm writes
+                // all of both.
+                unsafe {
+                    let dh = uninit_vec(n * c, |dh| {
+                        matmul(
+                            (n, c, v),
+                            (raw(dh), c as isize, 1),
+                            (dl.as_ptr(), v as isize, 1),
+                            (w.as_ptr(), c as isize, 1),
+                            false,
+                            1.0,
+                            parallelism(),
+                        )
+                    });
+                    let dw = uninit_vec(v * c, |dw| {
+                        matmul(
+                            (v, c, n),
+                            (raw(dw), c as isize, 1),
+                            (dl.as_ptr(), 1, v as isize),
+                            (hv.as_ptr(), c as isize, 1),
+                            false,
+                            1.0,
+                            parallelism(),
+                        )
+                    });
+                    (dh, dw)
+                }
+            })
+        })??;
+        Ok((Some(tensor(dh, h)?), Some(tensor(dw, wte)?), None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fast_tanh;
+
+    #[test]
+    fn fast_tanh_is_within_4_5e_7_of_tanh() {
+        let n = 400_000;
+        let worst = (0..=n)
+            .map(|i| -12.0 + 24.0 * f64::from(i) / f64::from(n))
+            .map(|x: f64| (f64::from(fast_tanh(x as f32)) - x.tanh()).abs())
+            .fold(0.0, f64::max);
+        assert!(worst < 4.5e-7, "{worst}");
+        assert_eq!(fast_tanh(0.0), 0.0);
+        assert_eq!(fast_tanh(100.0), fast_tanh(8.0));
+    }
+}
