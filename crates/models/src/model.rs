@@ -170,13 +170,24 @@ impl Transformer {
             .broadcast_add(&self.wpe.narrow(0, 0, t)?)?
             .reshape((b * t, c))?;
         for blk in &self.blocks {
-            let h = k.layer_norm(&x, &blk.ln1.0, &blk.ln1.1)?;
-            let qkv = k.linear(&h, &blk.attn.0, &blk.attn.1)?;
-            let y = k.attention(&qkv, b, self.cfg.heads, causal)?;
-            x = (x + k.linear(&y, &blk.attn_proj.0, &blk.attn_proj.1)?)?;
-            let h = k.layer_norm(&x, &blk.ln2.0, &blk.ln2.1)?;
-            let h = k.linear_gelu(&h, &blk.fc.0, &blk.fc.1)?;
-            x = (x + k.linear(&h, &blk.fc_proj.0, &blk.fc_proj.1)?)?;
+            let attn = [
+                &blk.ln1.0,
+                &blk.ln1.1,
+                &blk.attn.0,
+                &blk.attn.1,
+                &blk.attn_proj.0,
+                &blk.attn_proj.1,
+            ];
+            x = k.attention_block(&x, attn, b, self.cfg.heads, causal)?;
+            let mlp = [
+                &blk.ln2.0,
+                &blk.ln2.1,
+                &blk.fc.0,
+                &blk.fc.1,
+                &blk.fc_proj.0,
+                &blk.fc_proj.1,
+            ];
+            x = k.mlp_block(&x, mlp)?;
         }
         k.layer_norm(&x, &self.ln_f.0, &self.ln_f.1)
     }

@@ -72,7 +72,7 @@ unsafe impl Sync for SyncPtr {}
 ///
 /// # Safety
 /// `init` must write every element of the slice it is given.
-unsafe fn uninit_vec(n: usize, init: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+pub(super) unsafe fn uninit_vec(n: usize, init: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
     let mut v = Vec::with_capacity(n);
     init(&mut v.spare_capacity_mut()[..n]);
     // SAFETY: the caller's `init` wrote all n elements.
@@ -85,16 +85,16 @@ fn raw(s: &mut [MaybeUninit<f32>]) -> *mut f32 {
     s.as_mut_ptr().cast()
 }
 
-fn tensor(data: Vec<f32>, like: &Tensor) -> CResult<Tensor> {
+pub(super) fn tensor(data: Vec<f32>, like: &Tensor) -> CResult<Tensor> {
     Tensor::from_vec(data, like.shape(), like.device())
 }
 
 /// Runs `f` on the contiguous f32 data of `t` (borrowed when possible).
-fn with<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> CResult<R> {
+pub(super) fn with<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> CResult<R> {
     cpu::with_f32(t, f).map_err(|e| candle_core::Error::Msg(e.to_string()))
 }
 
-fn taken<T>(saved: &Mutex<Option<T>>, op: &str) -> CResult<T> {
+pub(super) fn taken<T>(saved: &Mutex<Option<T>>, op: &str) -> CResult<T> {
     saved
         .lock()
         .unwrap()
@@ -126,7 +126,412 @@ fn add_into(mut a: Vec<f32>, b: Vec<f32>) -> Vec<f32> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Layer norm
+// Slice kernels: the math of each block on raw rows, shared by the per-block ops below and by
+// the sub-block ops of `blocks.rs`.
+
+/// Layer norm of rows of `w.len()` into `out`; returns each row's mean and 1/std.
+pub(super) fn ln_forward(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    eps: f32,
+    out: &mut [MaybeUninit<f32>],
+) -> (Vec<f32>, Vec<f32>) {
+    let c = w.len();
+    let n = x.len() / c;
+    let mut mean = vec![0f32; n];
+    let mut rstd = vec![0f32; n];
+    out.par_chunks_mut(c * ROWS)
+        .zip(x.par_chunks(c * ROWS))
+        .zip(mean.par_chunks_mut(ROWS).zip(rstd.par_chunks_mut(ROWS)))
+        .for_each(|((out, x), (mean, rstd))| {
+            for (r, (y, x)) in out.chunks_mut(c).zip(x.chunks(c)).enumerate() {
+                let mu = x.iter().sum::<f32>() / c as f32;
+                let var = x.iter().map(|v| (v - mu) * (v - mu)).sum::<f32>() / c as f32;
+                let rs = 1.0 / (var + eps).sqrt();
+                for i in 0..c {
+                    y[i].write((x[i] - mu) * rs * w[i] + b[i]);
+                }
+                mean[r] = mu;
+                rstd[r] = rs;
+            }
+        });
+    (mean, rstd)
+}
+
+/// Layer norm's backward: writes `dx` (plus `residual`, the gradient of a residual connection
+/// around the norm, when given) and returns the gradients of the gain and the bias.
+pub(super) fn ln_backward(
+    x: &[f32],
+    w: &[f32],
+    (mean, rstd): (&[f32], &[f32]),
+    g: &[f32],
+    residual: Option<&[f32]>,
+    dx: &mut [MaybeUninit<f32>],
+) -> (Vec<f32>, Vec<f32>) {
+    let c = w.len();
+    let chunk = c * ROWS;
+    dx.par_chunks_mut(chunk)
+        .enumerate()
+        .map(|(ci, dx)| {
+            let at = ci * chunk;
+            let (x, g) = (&x[at..at + dx.len()], &g[at..at + dx.len()]);
+            let res = residual.map(|r| &r[at..at + dx.len()]);
+            let mut dw = vec![0f32; c];
+            let mut db = vec![0f32; c];
+            let mut xhat = vec![0f32; c];
+            for (r, (dx, (x, g))) in dx
+                .chunks_mut(c)
+                .zip(x.chunks(c).zip(g.chunks(c)))
+                .enumerate()
+            {
+                let (mu, rs) = (mean[ci * ROWS + r], rstd[ci * ROWS + r]);
+                let (mut a, mut bb) = (0f32, 0f32);
+                for i in 0..c {
+                    xhat[i] = (x[i] - mu) * rs;
+                    let gw = g[i] * w[i];
+                    a += gw;
+                    bb += gw * xhat[i];
+                    dw[i] += g[i] * xhat[i];
+                    db[i] += g[i];
+                }
+                let (a, bb) = (a / c as f32, bb / c as f32);
+                let res = res.map(|res| &res[r * c..(r + 1) * c]);
+                for i in 0..c {
+                    let d = rs * (g[i] * w[i] - a - xhat[i] * bb);
+                    dx[i].write(res.map_or(d, |res| d + res[i]));
+                }
+            }
+            (dw, db)
+        })
+        .reduce(
+            || (vec![0f32; c], vec![0f32; c]),
+            |(a, b), (c, d)| (add_into(a, c), add_into(b, d)),
+        )
+}
+
+/// `x · w + b` (plus `residual` when given) for `x` `[n, k]` and `w` `[k, m]`.
+pub(super) fn linear_forward(
+    x: &[f32],
+    w: &[f32],
+    b: &[f32],
+    (n, k, m): (usize, usize, usize),
+    residual: Option<&[f32]>,
+) -> Vec<f32> {
+    let mut z: Vec<f32> = Vec::with_capacity(n * m);
+    match residual {
+        None => (0..n).for_each(|_| z.extend_from_slice(b)),
+        Some(r) => r
+            .chunks(m)
+            .for_each(|row| z.extend(row.iter().zip(b).map(|(r, b)| r + b))),
+    }
+    // SAFETY: z (initialized) is n×m, x n×k, w k×m, all row-major and distinct.
+    unsafe {
+        matmul(
+            (n, m, k),
+            (z.as_mut_ptr(), m as isize, 1),
+            (x.as_ptr(), k as isize, 1),
+            (w.as_ptr(), m as isize, 1),
+            true,
+            1.0,
+            parallelism(),
+        );
+    }
+    z
+}
+
+/// The backward of `x · w + b` given `dz` `[n, m]`: writes `dx = dz · wᵀ` (when asked),
+/// `dw = xᵀ · dz` and `db`, the column sums of `dz`.
+pub(super) fn linear_backward(
+    x: &[f32],
+    w: &[f32],
+    dz: &[f32],
+    (n, k, m): (usize, usize, usize),
+    dx: Option<&mut [MaybeUninit<f32>]>,
+    dw: &mut [MaybeUninit<f32>],
+    db: &mut [MaybeUninit<f32>],
+) {
+    assert!(dw.len() == k * m && db.len() == m && dz.len() == n * m && x.len() == n * k);
+    // SAFETY: gemm writes all of dx (n×k; w is k×m) and all of dw (k×m; x is n×k).
+    unsafe {
+        if let Some(dx) = dx {
+            assert_eq!(dx.len(), n * k);
+            matmul(
+                (n, k, m),
+                (raw(dx), k as isize, 1),
+                (dz.as_ptr(), m as isize, 1),
+                (w.as_ptr(), 1, m as isize),
+                false,
+                1.0,
+                parallelism(),
+            );
+        }
+        matmul(
+            (k, m, n),
+            (raw(dw), m as isize, 1),
+            (x.as_ptr(), 1, k as isize),
+            (dz.as_ptr(), m as isize, 1),
+            false,
+            1.0,
+            parallelism(),
+        );
+    }
+    for (d, s) in db.iter_mut().zip(column_sums(dz, m)) {
+        d.write(s);
+    }
+}
+
+/// GELU of every element of `z` into `y`.
+pub(super) fn gelu_forward(z: &[f32], y: &mut [MaybeUninit<f32>]) {
+    y.par_chunks_mut(ELEMS)
+        .zip(z.par_chunks(ELEMS))
+        .for_each(|(y, z)| {
+            y.iter_mut().zip(z).for_each(|(y, &z)| {
+                y.write(gelu(z));
+            })
+        });
+}
+
+/// Replaces the pre-activations `z` by the gradient `g ⊙ gelu'(z)`.
+pub(super) fn gelu_backward_in_place(z: &mut [f32], g: &[f32]) {
+    z.par_chunks_mut(ELEMS)
+        .zip(g.par_chunks(ELEMS))
+        .for_each(|(z, g)| {
+            z.iter_mut()
+                .zip(g)
+                .for_each(|(z, &g)| *z = g * gelu_grad(*z));
+        });
+}
+
+/// The shape of a multi-head attention over packed `qkv` rows `[b·t, 3c]`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct AttnShape {
+    pub batch: usize,
+    pub heads: usize,
+    pub causal: bool,
+}
+
+impl AttnShape {
+    /// Row blocks `[i0, i1)` and, for each, the keys it attends to (`0..i1` when causal: the
+    /// masked upper-right blocks are never computed).
+    fn blocks(&self, t: usize) -> Vec<(usize, usize, usize)> {
+        const BLOCK: usize = 32;
+        if !self.causal {
+            return vec![(0, t, t)];
+        }
+        (0..t)
+            .step_by(BLOCK)
+            .map(|i0| (i0, (i0 + BLOCK).min(t), (i0 + BLOCK).min(t)))
+            .collect()
+    }
+
+    pub(super) fn dims(&self, rows: usize, c3: usize) -> CResult<(usize, usize, usize)> {
+        let (b, h) = (self.batch, self.heads);
+        if b == 0 || !rows.is_multiple_of(b) || !c3.is_multiple_of(3 * h) {
+            candle_core::bail!("attention: [{rows}, {c3}] for batch {b} and {h} heads");
+        }
+        Ok((rows / b, c3 / 3, c3 / 3 / h))
+    }
+}
+
+/// Attention of `qkv` `[rows, c3]` (`rows = b·t`, `c3 = 3c`) into `out` `[rows, c]`; returns
+/// the softmax probabilities `[b, h, t, t]` (zero above the diagonal when causal).
+pub(super) fn attention_forward(
+    qkv: &[f32],
+    (rows, c3): (usize, usize),
+    s: AttnShape,
+    out: &mut [MaybeUninit<f32>],
+) -> CResult<Vec<f32>> {
+    let (t, c, d) = s.dims(rows, c3)?;
+    let h = s.heads;
+    let scale = 1.0 / (d as f32).sqrt();
+    let blocks = s.blocks(t);
+    let mut probs = vec![0f32; s.batch * h * t * t];
+    let (rs, ors, ts) = (c3 as isize, c as isize, t as isize);
+    let o = SyncPtr(raw(out));
+    probs
+        .par_chunks_mut(t * t)
+        .enumerate()
+        .for_each(|(task, p)| {
+            let (bi, hi) = (task / h, task % h);
+            let base = bi * t * c3 + hi * d;
+            let (q, k, v) = (
+                qkv[base..].as_ptr(),
+                qkv[base + c..].as_ptr(),
+                qkv[base + 2 * c..].as_ptr(),
+            );
+            // SAFETY: q, k, v are t×d views with row stride 3c inside qkv; each (batch, head) task
+            // writes its own t×d block of out (row stride c), and together they write all of it.
+            unsafe {
+                let dst = o.get().add(bi * t * c + hi * d);
+                for &(i0, i1, keys) in &blocks {
+                    let n = i1 - i0;
+                    // S = scale · Q Kᵀ on the live block
+                    matmul(
+                        (n, keys, d),
+                        (p[i0 * t..].as_mut_ptr(), ts, 1),
+                        (q.add(i0 * c3), rs, 1),
+                        (k, 1, rs),
+                        false,
+                        scale,
+                        Parallelism::None,
+                    );
+                    for i in i0..i1 {
+                        let live = if s.causal { i + 1 } else { t };
+                        softmax_in_place(&mut p[i * t..i * t + live]);
+                        p[i * t + live..i * t + keys].fill(0.0); // masked scores of the diagonal block
+                    }
+                    // O = P V
+                    matmul(
+                        (n, d, keys),
+                        (dst.add(i0 * c), ors, 1),
+                        (p[i0 * t..].as_ptr(), ts, 1),
+                        (v, rs, 1),
+                        false,
+                        1.0,
+                        Parallelism::None,
+                    );
+                }
+            }
+        });
+    Ok(probs)
+}
+
+/// The backward of [`attention_forward`] given `g` `[rows, c]`: writes `dqkv` `[rows, c3]`.
+pub(super) fn attention_backward(
+    qkv: &[f32],
+    probs: &[f32],
+    g: &[f32],
+    (rows, c3): (usize, usize),
+    s: AttnShape,
+    dqkv: &mut [MaybeUninit<f32>],
+) -> CResult<()> {
+    let (t, c, d) = s.dims(rows, c3)?;
+    let h = s.heads;
+    let scale = 1.0 / (d as f32).sqrt();
+    let blocks = s.blocks(t);
+    let (rs, ors, ts) = (c3 as isize, c as isize, t as isize);
+    let dst = SyncPtr(raw(dqkv));
+    probs.par_chunks(t * t).enumerate().for_each(|(task, p)| {
+        let (bi, hi) = (task / h, task % h);
+        let base = bi * t * c3 + hi * d;
+        let (q, k, v) = (
+            qkv[base..].as_ptr(),
+            qkv[base + c..].as_ptr(),
+            qkv[base + 2 * c..].as_ptr(),
+        );
+        let go = g[bi * t * c + hi * d..].as_ptr();
+        // dS, zero where P is (above the diagonal when causal).
+        let mut ds = vec![0f32; t * t];
+        // SAFETY: as in the forward pass; each task writes its own q, k and v column blocks of
+        // its batch element's rows, and together they write all of dqkv.
+        unsafe {
+            let (dq, dk, dv) = (
+                dst.get().add(base),
+                dst.get().add(base + c),
+                dst.get().add(base + 2 * c),
+            );
+            for &(i0, i1, keys) in &blocks {
+                let n = i1 - i0;
+                // dP = dO · Vᵀ on the live block, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
+                matmul(
+                    (n, keys, d),
+                    (ds[i0 * t..].as_mut_ptr(), ts, 1),
+                    (go.add(i0 * c), ors, 1),
+                    (v, 1, rs),
+                    false,
+                    1.0,
+                    Parallelism::None,
+                );
+                for i in i0..i1 {
+                    let (prow, drow) = (&p[i * t..i * t + keys], &mut ds[i * t..i * t + keys]);
+                    let dot: f32 = prow.iter().zip(drow.iter()).map(|(a, b)| a * b).sum();
+                    drow.iter_mut()
+                        .zip(prow)
+                        .for_each(|(x, &pv)| *x = pv * (*x - dot) * scale);
+                }
+                // dQ = dS · K
+                matmul(
+                    (n, d, keys),
+                    (dq.add(i0 * c3), rs, 1),
+                    (ds[i0 * t..].as_ptr(), ts, 1),
+                    (k, rs, 1),
+                    false,
+                    1.0,
+                    Parallelism::None,
+                );
+            }
+            // dV = Pᵀ · dO and dK = dSᵀ · Q by column block: key block [j0, j1) is attended to
+            // by query rows j0.. when causal, by all rows otherwise.
+            for &(j0, j1, _) in &blocks {
+                let first = if s.causal { j0 } else { 0 };
+                let (cols, n) = (j1 - j0, t - first);
+                let at = first * t + j0;
+                matmul(
+                    (cols, d, n),
+                    (dv.add(j0 * c3), rs, 1),
+                    (p[at..].as_ptr(), 1, ts),
+                    (go.add(first * c), ors, 1),
+                    false,
+                    1.0,
+                    Parallelism::None,
+                );
+                matmul(
+                    (cols, d, n),
+                    (dk.add(j0 * c3), rs, 1),
+                    (ds[at..].as_ptr(), 1, ts),
+                    (q.add(first * c3), rs, 1),
+                    false,
+                    1.0,
+                    Parallelism::None,
+                );
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Softmax of one row in place.
+fn softmax_in_place(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for v in row.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    row.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// Three uninitialized buffers that `init` writes completely.
+///
+/// # Safety
+/// `init` must write every element of all three slices.
+unsafe fn uninit_vecs3(
+    (a, b, c): (usize, usize, usize),
+    init: impl FnOnce(&mut [MaybeUninit<f32>], &mut [MaybeUninit<f32>], &mut [MaybeUninit<f32>]),
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (mut x, mut y, mut z) = (
+        Vec::with_capacity(a),
+        Vec::with_capacity(b),
+        Vec::with_capacity(c),
+    );
+    init(
+        &mut x.spare_capacity_mut()[..a],
+        &mut y.spare_capacity_mut()[..b],
+        &mut z.spare_capacity_mut()[..c],
+    );
+    // SAFETY: the caller's `init` wrote all of them.
+    unsafe {
+        x.set_len(a);
+        y.set_len(b);
+        z.set_len(c);
+    }
+    (x, y, z)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-block ops
 
 pub(super) struct LayerNorm {
     eps: f32,
@@ -162,8 +567,7 @@ impl CustomOp3 for LayerNorm {
             slice(ws, wl, "layer-norm")?,
             slice(bs, bl, "layer-norm")?,
         );
-        let c = w.len();
-        if b.len() != c || xl.shape().dims().last() != Some(&c) {
+        if b.len() != w.len() || xl.shape().dims().last() != Some(&w.len()) {
             candle_core::bail!(
                 "layer-norm: shapes {:?}, {:?}, {:?}",
                 xl.shape(),
@@ -171,30 +575,10 @@ impl CustomOp3 for LayerNorm {
                 bl.shape()
             );
         }
-        let n = x.len() / c;
-        let mut mean = vec![0f32; n];
-        let mut rstd = vec![0f32; n];
-        // SAFETY: every row of every chunk is written.
-        let out = unsafe {
-            uninit_vec(x.len(), |out| {
-                out.par_chunks_mut(c * ROWS)
-                    .zip(x.par_chunks(c * ROWS))
-                    .zip(mean.par_chunks_mut(ROWS).zip(rstd.par_chunks_mut(ROWS)))
-                    .for_each(|((out, x), (mean, rstd))| {
-                        for (r, (y, x)) in out.chunks_mut(c).zip(x.chunks(c)).enumerate() {
-                            let mu = x.iter().sum::<f32>() / c as f32;
-                            let var = x.iter().map(|v| (v - mu) * (v - mu)).sum::<f32>() / c as f32;
-                            let rs = 1.0 / (var + self.eps).sqrt();
-                            for i in 0..c {
-                                y[i].write((x[i] - mu) * rs * w[i] + b[i]);
-                            }
-                            mean[r] = mu;
-                            rstd[r] = rs;
-                        }
-                    })
-            })
-        };
-        *self.saved.lock().unwrap() = Some((mean, rstd));
+        let mut stats = (Vec::new(), Vec::new());
+        // SAFETY: ln_forward writes every row.
+        let out = unsafe { uninit_vec(x.len(), |out| stats = ln_forward(x, w, b, self.eps, out)) };
+        *self.saved.lock().unwrap() = Some(stats);
         Ok((CpuStorage::F32(out), xl.shape().clone()))
     }
 
@@ -207,54 +591,19 @@ impl CustomOp3 for LayerNorm {
         g: &Tensor,
     ) -> CResult<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let (mean, rstd) = taken(&self.saved, "layer-norm")?;
-        let g = g.contiguous()?;
-        let wv = w.to_vec1::<f32>()?;
-        let c = wv.len();
-        let mut partials = (Vec::new(), Vec::new());
+        let (g, wv) = (g.contiguous()?, w.to_vec1::<f32>()?);
+        let mut grads = (Vec::new(), Vec::new());
         let dx = with(x, |x| {
             with(&g, |g| {
-                // SAFETY: every row is written.
+                // SAFETY: ln_backward writes every row.
                 unsafe {
                     uninit_vec(x.len(), |dx| {
-                        partials = dx
-                            .par_chunks_mut(c * ROWS)
-                            .zip(x.par_chunks(c * ROWS).zip(g.par_chunks(c * ROWS)))
-                            .zip(mean.par_chunks(ROWS).zip(rstd.par_chunks(ROWS)))
-                            .map(|((dx, (x, g)), (mean, rstd))| {
-                                let mut dw = vec![0f32; c];
-                                let mut db = vec![0f32; c];
-                                let mut xhat = vec![0f32; c];
-                                for (r, (dx, (x, g))) in dx
-                                    .chunks_mut(c)
-                                    .zip(x.chunks(c).zip(g.chunks(c)))
-                                    .enumerate()
-                                {
-                                    let (mu, rs) = (mean[r], rstd[r]);
-                                    let (mut a, mut bb) = (0f32, 0f32);
-                                    for i in 0..c {
-                                        xhat[i] = (x[i] - mu) * rs;
-                                        let gw = g[i] * wv[i];
-                                        a += gw;
-                                        bb += gw * xhat[i];
-                                        dw[i] += g[i] * xhat[i];
-                                        db[i] += g[i];
-                                    }
-                                    let (a, bb) = (a / c as f32, bb / c as f32);
-                                    for i in 0..c {
-                                        dx[i].write(rs * (g[i] * wv[i] - a - xhat[i] * bb));
-                                    }
-                                }
-                                (dw, db)
-                            })
-                            .reduce(
-                                || (vec![0f32; c], vec![0f32; c]),
-                                |(a, b), (c, d)| (add_into(a, c), add_into(b, d)),
-                            );
+                        grads = ln_backward(x, &wv, (&mean, &rstd), g, None, dx)
                     })
                 }
             })
         })??;
-        let (dw, db) = partials;
+        let (dw, db) = grads;
         Ok((
             Some(tensor(dx, x)?),
             Some(tensor(dw, w)?),
@@ -263,9 +612,7 @@ impl CustomOp3 for LayerNorm {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Linear, optionally followed by GELU: y = act(x · w + b)
-
+/// `act(x · w + b)` with `act` the identity or GELU.
 pub(super) struct Linear {
     gelu: bool,
     /// With GELU: the pre-activation `x · w + b`.
@@ -314,35 +661,10 @@ impl CustomOp3 for Linear {
                 bl.shape()
             );
         }
-        let mut z: Vec<f32> = Vec::with_capacity(n * m);
-        for _ in 0..n {
-            z.extend_from_slice(b);
-        }
-        // SAFETY: z (initialized with the bias) is n×m, x n×k, w k×m, all row-major and distinct.
-        unsafe {
-            matmul(
-                (n, m, k),
-                (z.as_mut_ptr(), m as isize, 1),
-                (x.as_ptr(), k as isize, 1),
-                (w.as_ptr(), m as isize, 1),
-                true,
-                1.0,
-                parallelism(),
-            );
-        }
+        let z = linear_forward(x, w, b, (n, k, m), None);
         let out = if self.gelu {
-            // SAFETY: every element is written.
-            let y = unsafe {
-                uninit_vec(z.len(), |y| {
-                    y.par_chunks_mut(ELEMS)
-                        .zip(z.par_chunks(ELEMS))
-                        .for_each(|(y, z)| {
-                            y.iter_mut().zip(z).for_each(|(y, &z)| {
-                                y.write(gelu(z));
-                            })
-                        })
-                })
-            };
+            // SAFETY: gelu_forward writes every element.
+            let y = unsafe { uninit_vec(z.len(), |y| gelu_forward(&z, y)) };
             *self.saved.lock().unwrap() = Some(z);
             y
         } else {
@@ -362,60 +684,24 @@ impl CustomOp3 for Linear {
         let (n, k) = x.dims2()?;
         let m = w.dim(1)?;
         let g = g.contiguous()?;
-        // With GELU, the gradient of the pre-activation: dz = g ⊙ gelu'(z), in z's buffer.
-        let dz_owned = if self.gelu {
-            let mut z = taken(&self.saved, "linear-gelu")?;
-            with(&g, |g| {
-                z.par_chunks_mut(ELEMS)
-                    .zip(g.par_chunks(ELEMS))
-                    .for_each(|(z, g)| {
-                        z.iter_mut()
-                            .zip(g)
-                            .for_each(|(z, &g)| *z = g * gelu_grad(*z));
-                    })
-            })?;
-            Some(z)
-        } else {
-            None
-        };
-        let mut dx = Vec::new();
-        let mut dw = Vec::new();
-        let run = |dz: &[f32], dx: &mut Vec<f32>, dw: &mut Vec<f32>| -> CResult<Vec<f32>> {
+        let run = |dz: &[f32]| {
             with(w, |w| {
                 with(x, |x| {
-                    // SAFETY: gemm writes all of dx (n×k = dz n×m · wᵀ, w is k×m) and all of
-                    // dw (k×m = xᵀ · dz, x is n×k).
+                    // SAFETY: linear_backward writes all of dx, dw and db.
                     unsafe {
-                        *dx = uninit_vec(n * k, |dx| {
-                            matmul(
-                                (n, k, m),
-                                (raw(dx), k as isize, 1),
-                                (dz.as_ptr(), m as isize, 1),
-                                (w.as_ptr(), 1, m as isize),
-                                false,
-                                1.0,
-                                parallelism(),
-                            )
-                        });
-                        *dw = uninit_vec(k * m, |dw| {
-                            matmul(
-                                (k, m, n),
-                                (raw(dw), m as isize, 1),
-                                (x.as_ptr(), 1, k as isize),
-                                (dz.as_ptr(), m as isize, 1),
-                                false,
-                                1.0,
-                                parallelism(),
-                            )
-                        });
+                        uninit_vecs3((n * k, k * m, m), |dx, dw, db| {
+                            linear_backward(x, w, dz, (n, k, m), Some(dx), dw, db)
+                        })
                     }
                 })
-            })??;
-            Ok(column_sums(dz, m))
+            })
         };
-        let db = match &dz_owned {
-            Some(dz) => run(dz, &mut dx, &mut dw)?,
-            None => with(&g, |g| run(g, &mut dx, &mut dw))??,
+        let (dx, dw, db) = if self.gelu {
+            let mut z = taken(&self.saved, "linear-gelu")?;
+            with(&g, |g| gelu_backward_in_place(&mut z, g))?;
+            run(&z)??
+        } else {
+            with(&g, |g| run(g))???
         };
         Ok((
             Some(tensor(dx, x)?),
@@ -424,7 +710,6 @@ impl CustomOp3 for Linear {
         ))
     }
 }
-
 // ---------------------------------------------------------------------------------------------
 // GELU, tanh approximation
 
@@ -471,39 +756,14 @@ impl CustomOp1 for Gelu {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
         let x = slice(s, l, "gelu")?;
-        // SAFETY: every element is written.
-        let out = unsafe {
-            uninit_vec(x.len(), |y| {
-                y.par_chunks_mut(ELEMS)
-                    .zip(x.par_chunks(ELEMS))
-                    .for_each(|(y, x)| {
-                        y.iter_mut().zip(x).for_each(|(y, &x)| {
-                            y.write(gelu(x));
-                        })
-                    })
-            })
-        };
+        // SAFETY: gelu_forward writes every element.
+        let out = unsafe { uninit_vec(x.len(), |y| gelu_forward(x, y)) };
         Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 
     fn bwd(&self, x: &Tensor, _res: &Tensor, g: &Tensor) -> CResult<Option<Tensor>> {
-        let g = g.contiguous()?;
-        let dx = with(x, |x| {
-            with(&g, |g| {
-                // SAFETY: every element is written.
-                unsafe {
-                    uninit_vec(x.len(), |d| {
-                        d.par_chunks_mut(ELEMS)
-                            .zip(x.par_chunks(ELEMS).zip(g.par_chunks(ELEMS)))
-                            .for_each(|(d, (x, g))| {
-                                for i in 0..d.len() {
-                                    d[i].write(g[i] * gelu_grad(x[i]));
-                                }
-                            })
-                    })
-                }
-            })
-        })??;
+        let mut dx = x.flatten_all()?.to_vec1::<f32>()?;
+        with(&g.contiguous()?, |g| gelu_backward_in_place(&mut dx, g))?;
         Ok(Some(tensor(dx, x)?))
     }
 }
@@ -512,35 +772,21 @@ impl CustomOp1 for Gelu {
 // Attention
 
 pub(super) struct Attention {
-    batch: usize,
-    heads: usize,
-    causal: bool,
-    /// Softmax probabilities `[b, h, t, t]` from the forward pass (zero above the diagonal when
-    /// causal).
+    shape: AttnShape,
+    /// Softmax probabilities `[b, h, t, t]` from the forward pass.
     saved: Mutex<Option<Vec<f32>>>,
 }
 
 impl Attention {
     pub fn new(batch: usize, heads: usize, causal: bool) -> Self {
         Self {
-            batch,
-            heads,
-            causal,
+            shape: AttnShape {
+                batch,
+                heads,
+                causal,
+            },
             saved: Mutex::new(None),
         }
-    }
-
-    /// Row blocks `[i0, i1)` and, for each, the keys it attends to (`0..i1` when causal: the
-    /// masked upper-right blocks are never computed).
-    fn blocks(&self, t: usize) -> Vec<(usize, usize, usize)> {
-        const BLOCK: usize = 32;
-        if !self.causal {
-            return vec![(0, t, t)];
-        }
-        (0..t)
-            .step_by(BLOCK)
-            .map(|i0| (i0, (i0 + BLOCK).min(t), (i0 + BLOCK).min(t)))
-            .collect()
     }
 }
 
@@ -551,181 +797,38 @@ impl CustomOp1 for Attention {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> CResult<(CpuStorage, Shape)> {
         let qkv = slice(s, l, "attention")?;
-        let (bt, c3) = l.shape().dims2()?;
-        let (b, h) = (self.batch, self.heads);
-        if bt % b != 0 || c3 % (3 * h) != 0 {
-            candle_core::bail!("attention: {:?} for batch {b} and {h} heads", l.shape());
-        }
-        let (t, c) = (bt / b, c3 / 3);
-        let d = c / h;
-        let scale = 1.0 / (d as f32).sqrt();
-        let blocks = self.blocks(t);
-        let mut probs = vec![0f32; b * h * t * t];
-        let (rs, ors, ts) = (c3 as isize, c as isize, t as isize);
-        // SAFETY: each (batch, head) task writes its own t×d block of the output (row stride c);
-        // together they write all of it.
+        let (rows, c3) = l.shape().dims2()?;
+        self.shape.dims(rows, c3)?;
+        let mut probs = Ok(Vec::new());
+        // SAFETY: with the shape checked, attention_forward writes all of out.
         let out = unsafe {
-            uninit_vec(b * t * c, |out| {
-                let o = SyncPtr(raw(out));
-                probs
-                    .par_chunks_mut(t * t)
-                    .enumerate()
-                    .for_each(|(task, p)| {
-                        let (bi, hi) = (task / h, task % h);
-                        let base = bi * t * c3 + hi * d;
-                        let (q, k, v) = (
-                            qkv[base..].as_ptr(),
-                            qkv[base + c..].as_ptr(),
-                            qkv[base + 2 * c..].as_ptr(),
-                        );
-                        let dst = o.get().add(bi * t * c + hi * d);
-                        for &(i0, i1, keys) in &blocks {
-                            let rows = i1 - i0;
-                            let pb = p[i0 * t..].as_mut_ptr();
-                            // S = scale · Q Kᵀ (q, k, v are t×d views with row stride 3c)
-                            matmul(
-                                (rows, keys, d),
-                                (pb, ts, 1),
-                                (q.add(i0 * c3), rs, 1),
-                                (k, 1, rs),
-                                false,
-                                scale,
-                                Parallelism::None,
-                            );
-                            for i in i0..i1 {
-                                let live = if self.causal { i + 1 } else { t };
-                                softmax_in_place(&mut p[i * t..i * t + live]);
-                                p[i * t + live..i * t + keys].fill(0.0); // masked scores in the diagonal block
-                            }
-                            // O = P V
-                            let pb = p[i0 * t..].as_ptr();
-                            matmul(
-                                (rows, d, keys),
-                                (dst.add(i0 * c), ors, 1),
-                                (pb, ts, 1),
-                                (v, rs, 1),
-                                false,
-                                1.0,
-                                Parallelism::None,
-                            );
-                        }
-                    });
+            uninit_vec(rows * c3 / 3, |out| {
+                probs = attention_forward(qkv, (rows, c3), self.shape, out)
             })
         };
-        *self.saved.lock().unwrap() = Some(probs);
-        Ok((CpuStorage::F32(out), Shape::from((bt, c))))
+        *self.saved.lock().unwrap() = Some(probs?);
+        Ok((CpuStorage::F32(out), Shape::from((rows, c3 / 3))))
     }
 
     fn bwd(&self, qkv: &Tensor, _res: &Tensor, g: &Tensor) -> CResult<Option<Tensor>> {
         let probs = taken(&self.saved, "attention")?;
-        let (bt, c3) = qkv.dims2()?;
-        let (b, h) = (self.batch, self.heads);
-        let (t, c) = (bt / b, c3 / 3);
-        let d = c / h;
-        let scale = 1.0 / (d as f32).sqrt();
-        let blocks = self.blocks(t);
+        let (rows, c3) = qkv.dims2()?;
+        self.shape.dims(rows, c3)?;
         let g = g.contiguous()?;
-        let (rs, ors, ts) = (c3 as isize, c as isize, t as isize);
         let dqkv = with(qkv, |qkv| {
             with(&g, |g| {
-                // SAFETY: each task writes its own q, k and v column blocks of its batch
-                // element's rows; together they write all of dqkv.
-                unsafe {
-                    uninit_vec(bt * c3, |dqkv| {
-                        let dst = SyncPtr(raw(dqkv));
-                        probs.par_chunks(t * t).enumerate().for_each(|(task, p)| {
-                            let (bi, hi) = (task / h, task % h);
-                            let base = bi * t * c3 + hi * d;
-                            let (q, k, v) = (
-                                qkv[base..].as_ptr(),
-                                qkv[base + c..].as_ptr(),
-                                qkv[base + 2 * c..].as_ptr(),
-                            );
-                            let go = g[bi * t * c + hi * d..].as_ptr();
-                            let (dq, dk, dv) = (
-                                dst.get().add(base),
-                                dst.get().add(base + c),
-                                dst.get().add(base + 2 * c),
-                            );
-                            // dS, zero where P is (above the diagonal when causal).
-                            let mut ds = vec![0f32; t * t];
-                            for &(i0, i1, keys) in &blocks {
-                                let rows = i1 - i0;
-                                // dP = dO · Vᵀ on the live block, then dS = P ⊙ (dP − rowsum(dP ⊙ P)) · scale
-                                matmul(
-                                    (rows, keys, d),
-                                    (ds[i0 * t..].as_mut_ptr(), ts, 1),
-                                    (go.add(i0 * c), ors, 1),
-                                    (v, 1, rs),
-                                    false,
-                                    1.0,
-                                    Parallelism::None,
-                                );
-                                for i in i0..i1 {
-                                    let (prow, drow) =
-                                        (&p[i * t..i * t + keys], &mut ds[i * t..i * t + keys]);
-                                    let dot: f32 =
-                                        prow.iter().zip(drow.iter()).map(|(a, b)| a * b).sum();
-                                    drow.iter_mut()
-                                        .zip(prow)
-                                        .for_each(|(x, &pv)| *x = pv * (*x - dot) * scale);
-                                }
-                                // dQ = dS · K
-                                matmul(
-                                    (rows, d, keys),
-                                    (dq.add(i0 * c3), rs, 1),
-                                    (ds[i0 * t..].as_ptr(), ts, 1),
-                                    (k, rs, 1),
-                                    false,
-                                    1.0,
-                                    Parallelism::None,
-                                );
-                            }
-                            // dV = Pᵀ · dO and dK = dSᵀ · Q, by column block: key block
-                            // [j0, j1) is attended to by query rows j0.. when causal, all rows
-                            // otherwise.
-                            for &(j0, j1, _) in &blocks {
-                                let first = if self.causal { j0 } else { 0 };
-                                let (cols, rows) = (j1 - j0, t - first);
-                                let at = first * t + j0;
-                                matmul(
-                                    (cols, d, rows),
-                                    (dv.add(j0 * c3), rs, 1),
-                                    (p[at..].as_ptr(), 1, ts),
-                                    (go.add(first * c), ors, 1),
-                                    false,
-                                    1.0,
-                                    Parallelism::None,
-                                );
-                                matmul(
-                                    (cols, d, rows),
-                                    (dk.add(j0 * c3), rs, 1),
-                                    (ds[at..].as_ptr(), 1, ts),
-                                    (q.add(first * c3), rs, 1),
-                                    false,
-                                    1.0,
-                                    Parallelism::None,
-                                );
-                            }
-                        })
+                let mut done = Ok(());
+                // SAFETY: with the shape checked, attention_backward writes all of dqkv.
+                let v = unsafe {
+                    uninit_vec(rows * c3, |d| {
+                        done = attention_backward(qkv, &probs, g, (rows, c3), self.shape, d)
                     })
-                }
+                };
+                done.map(|()| v)
             })
-        })??;
+        })???;
         Ok(Some(tensor(dqkv, qkv)?))
     }
-}
-
-/// Softmax of one row in place.
-fn softmax_in_place(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
-    row.iter_mut().for_each(|v| *v *= inv);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 //!
 //! [`Kernels::Plain`] composes candle's own tensor ops and lets candle's autograd differentiate
 //! them; it is the specification. [`Kernels::Fused`] runs each block as one candle `CustomOp`
-//! with a hand-written CPU forward and backward; `tests/kernels.rs` checks every fused op against
-//! the plain composition for equal values and gradients.
+//! with a hand-written CPU forward and backward (`fused.rs`), and the model's attention and MLP
+//! sub-blocks, residual included, as one op each (`blocks.rs`, built from the same slice
+//! kernels); `tests/it/kernels.rs` checks every fused op against the plain composition for equal
+//! values and gradients.
 //!
 //! Pitfall: candle-nn 0.11.1's `LayerNorm`/`RmsNorm` fast paths and `ops::softmax_last_dim` have
 //! no backward pass and silently stop gradients. The plain kernels use `ops::layer_norm_slow`
@@ -14,6 +16,7 @@ use candle_core::{D, Tensor};
 
 use crate::Result;
 
+mod blocks;
 mod fused;
 
 /// Epsilon of every layer norm.
@@ -90,6 +93,50 @@ impl Kernels {
         }
     }
 
+    /// The pre-norm attention sub-block with its residual,
+    /// `x + c_proj(attention(c_attn(ln_1(x))))`, for `x` `[batch·t, c]`; `p` holds ln_1's gain
+    /// and bias, c_attn's weight `[c, 3c]` and bias, c_proj's weight `[c, c]` and bias.
+    pub fn attention_block(
+        self,
+        x: &Tensor,
+        p: [&Tensor; 6],
+        batch: usize,
+        heads: usize,
+        causal: bool,
+    ) -> Result<Tensor> {
+        match self {
+            Kernels::Fused if x.device().is_cpu() => {
+                let shape = fused::AttnShape {
+                    batch,
+                    heads,
+                    causal,
+                };
+                Ok(x.apply_op2(&pack(p)?, blocks::AttnBlock::new(shape, LN_EPS))?)
+            }
+            _ => {
+                let h = self.layer_norm(x, p[0], p[1])?;
+                let y = self.attention(&self.linear(&h, p[2], p[3])?, batch, heads, causal)?;
+                Ok((x + self.linear(&y, p[4], p[5])?)?)
+            }
+        }
+    }
+
+    /// The pre-norm MLP sub-block with its residual, `x + c_proj(gelu(c_fc(ln_2(x))))`; `p`
+    /// holds ln_2's gain and bias, c_fc's weight `[c, 4c]` and bias, c_proj's weight `[4c, c]`
+    /// and bias.
+    pub fn mlp_block(self, x: &Tensor, p: [&Tensor; 6]) -> Result<Tensor> {
+        match self {
+            Kernels::Fused if x.device().is_cpu() => {
+                Ok(x.apply_op2(&pack(p)?, blocks::MlpBlock::new(LN_EPS))?)
+            }
+            _ => {
+                let h = self.layer_norm(x, p[0], p[1])?;
+                let h = self.linear_gelu(&h, p[2], p[3])?;
+                Ok((x + self.linear(&h, p[4], p[5])?)?)
+            }
+        }
+    }
+
     /// Mean cross-entropy of `logits` `[n, v]` against `targets` `[n]` (u32).
     pub fn cross_entropy(self, logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
         match self {
@@ -115,6 +162,15 @@ impl Kernels {
             _ => Kernels::Plain.cross_entropy(&hidden.matmul(&wte.t()?)?, targets),
         }
     }
+}
+
+/// A sub-block's parameters as one flat tensor (candle's `cat` backward splits the gradient).
+fn pack(p: [&Tensor; 6]) -> Result<Tensor> {
+    let flat = p
+        .iter()
+        .map(|t| t.flatten_all())
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    Ok(Tensor::cat(&flat, 0)?)
 }
 
 fn plain_attention(qkv: &Tensor, b: usize, heads: usize, causal: bool) -> Result<Tensor> {

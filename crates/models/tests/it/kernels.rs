@@ -121,6 +121,61 @@ fn attention_causal_and_bidirectional() {
     }
 }
 
+/// The sub-block ops: x and all six parameters, against the plain composition.
+#[test]
+fn attention_and_mlp_sub_blocks() {
+    let c = 12;
+    let (b, t) = (2, 37); // two causal row blocks, the second partial
+    let x = var(&[b * t, c], 1, 1.0, 0.0);
+    let ln = |seed| (var(&[c], seed, 0.3, 1.0), var(&[c], seed + 1, 0.3, 0.0));
+    let (lw, lb) = ln(2);
+    let attn = [
+        x.clone(),
+        lw,
+        lb,
+        var(&[c, 3 * c], 4, 0.3, 0.0),
+        var(&[3 * c], 5, 0.3, 0.0),
+        var(&[c, c], 6, 0.3, 0.0),
+        var(&[c], 7, 0.3, 0.0),
+    ];
+    for causal in [true, false] {
+        compare(
+            &format!("attention block (causal {causal})"),
+            &attn,
+            |k, p| {
+                k.attention_block(
+                    &p[0],
+                    [&p[1], &p[2], &p[3], &p[4], &p[5], &p[6]],
+                    b,
+                    3,
+                    causal,
+                )
+                .unwrap()
+            },
+            1e-5,
+        );
+    }
+    let (lw, lb) = ln(8);
+    let mlp = [
+        x,
+        lw,
+        lb,
+        var(&[c, 4 * c], 10, 0.3, 0.0),
+        var(&[4 * c], 11, 0.3, 0.0),
+        var(&[4 * c, c], 12, 0.3, 0.0),
+        var(&[c], 13, 0.3, 0.0),
+    ];
+    compare(
+        "mlp block",
+        &mlp,
+        |k, p| {
+            k.mlp_block(&p[0], [&p[1], &p[2], &p[3], &p[4], &p[5], &p[6]])
+                .unwrap()
+        },
+        1e-5,
+    );
+}
+
 #[test]
 fn head_cross_entropy() {
     let (h, wte) = (var(&[45, 16], 1, 1.0, 0.0), var(&[17, 16], 2, 0.5, 0.0));
