@@ -107,14 +107,65 @@ const ROWS: usize = 16;
 /// Elements per rayon task in element-wise kernels.
 const ELEMS: usize = 1 << 14;
 
+/// Defines a function whose body is compiled twice, for AVX2+FMA and for the x86-64 baseline
+/// that release builds target, and picked at run time (std caches the CPU check). The hot
+/// element-wise loops go through it: with AVX2 the compiler vectorizes them 8 floats wide.
+macro_rules! multiversion {
+    ($(#[$m:meta])* fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$m])*
+        fn $name($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $(-> $ret)? $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $ty),*) $(-> $ret)? {
+                    body($($arg),*)
+                }
+                if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                    // SAFETY: the CPU has both features.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            body($($arg),*)
+        }
+    };
+}
+
+/// `exp(x)` without libm, so that loops over it vectorize: `2^k · p(r)` with `k` the nearest
+/// integer to `x / ln 2` and Cephes' `expf` polynomial for `p` on `|r| ≤ ln 2 / 2`; within 2 ulp
+/// of `exp` on [-87, 88] (tested), and clamped to that range (inputs here are at most 0).
+#[inline(always)]
+pub(crate) fn fast_exp(x: f32) -> f32 {
+    const ROUND: f32 = 12_582_912.0; // 1.5 · 2^23: adding and subtracting it rounds to an integer
+    let x = x.clamp(-87.0, 88.0);
+    let k = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = x - k * 0.693_359_4 - k * -2.121_944_4e-4;
+    let p = 1.987_569_1e-4_f32;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 0.5; // Cephes: 5.0000001201e-1, which is 0.5 in f32
+    let y = p * r * r + r + 1.0;
+    y * f32::from_bits(((k as i32 + 127) << 23) as u32)
+}
+
+multiversion! {
+    /// `acc += row` for each row of `rows`.
+    fn add_rows(acc: &mut [f32], rows: &[f32]) {
+        for row in rows.chunks(acc.len()) {
+            acc.iter_mut().zip(row).for_each(|(a, b)| *a += b);
+        }
+    }
+}
+
 /// Column sums of an `[n, m]` row-major matrix, rows split across tasks.
 fn column_sums(g: &[f32], m: usize) -> Vec<f32> {
     g.par_chunks(m * 64)
         .map(|rows| {
             let mut acc = vec![0f32; m];
-            for row in rows.chunks(m) {
-                acc.iter_mut().zip(row).for_each(|(a, b)| *a += b);
-            }
+            add_rows(&mut acc, rows);
             acc
         })
         .reduce(|| vec![0f32; m], add_into)
@@ -144,18 +195,7 @@ pub(super) fn ln_forward(
     out.par_chunks_mut(c * ROWS)
         .zip(x.par_chunks(c * ROWS))
         .zip(mean.par_chunks_mut(ROWS).zip(rstd.par_chunks_mut(ROWS)))
-        .for_each(|((out, x), (mean, rstd))| {
-            for (r, (y, x)) in out.chunks_mut(c).zip(x.chunks(c)).enumerate() {
-                let mu = x.iter().sum::<f32>() / c as f32;
-                let var = x.iter().map(|v| (v - mu) * (v - mu)).sum::<f32>() / c as f32;
-                let rs = 1.0 / (var + eps).sqrt();
-                for i in 0..c {
-                    y[i].write((x[i] - mu) * rs * w[i] + b[i]);
-                }
-                mean[r] = mu;
-                rstd[r] = rs;
-            }
-        });
+        .for_each(|((out, x), (mean, rstd))| ln_forward_rows(x, (w, b), eps, out, (mean, rstd)));
     (mean, rstd)
 }
 
@@ -179,35 +219,82 @@ pub(super) fn ln_backward(
             let res = residual.map(|r| &r[at..at + dx.len()]);
             let mut dw = vec![0f32; c];
             let mut db = vec![0f32; c];
-            let mut xhat = vec![0f32; c];
-            for (r, (dx, (x, g))) in dx
-                .chunks_mut(c)
-                .zip(x.chunks(c).zip(g.chunks(c)))
-                .enumerate()
-            {
-                let (mu, rs) = (mean[ci * ROWS + r], rstd[ci * ROWS + r]);
-                let (mut a, mut bb) = (0f32, 0f32);
-                for i in 0..c {
-                    xhat[i] = (x[i] - mu) * rs;
-                    let gw = g[i] * w[i];
-                    a += gw;
-                    bb += gw * xhat[i];
-                    dw[i] += g[i] * xhat[i];
-                    db[i] += g[i];
-                }
-                let (a, bb) = (a / c as f32, bb / c as f32);
-                let res = res.map(|res| &res[r * c..(r + 1) * c]);
-                for i in 0..c {
-                    let d = rs * (g[i] * w[i] - a - xhat[i] * bb);
-                    dx[i].write(res.map_or(d, |res| d + res[i]));
-                }
-            }
+            let stats = (&mean[ci * ROWS..], &rstd[ci * ROWS..]);
+            ln_backward_rows((x, g, res), w, stats, dx, (&mut dw, &mut db));
             (dw, db)
         })
         .reduce(
             || (vec![0f32; c], vec![0f32; c]),
             |(a, b), (c, d)| (add_into(a, c), add_into(b, d)),
         )
+}
+
+/// The sum of `f(i)` for `i` in `0..n`, in 8 interleaved partial sums so that it vectorizes
+/// (a plain float sum must keep its order and does not).
+#[inline(always)]
+fn lane_sum(n: usize, f: impl Fn(usize) -> f32) -> f32 {
+    let mut acc = [0f32; 8];
+    let full = n / 8 * 8;
+    for i in (0..full).step_by(8) {
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += f(i + l);
+        }
+    }
+    acc.iter().sum::<f32>() + (full..n).map(f).sum::<f32>()
+}
+
+multiversion! {
+    /// Layer norm of the rows of `x` (each `w.len()` long) into `out`, with their statistics.
+    fn ln_forward_rows(
+        x: &[f32],
+        wb: (&[f32], &[f32]),
+        eps: f32,
+        out: &mut [MaybeUninit<f32>],
+        stats: (&mut [f32], &mut [f32]),
+    ) {
+        let ((w, b), (mean, rstd)) = (wb, stats);
+        let c = w.len();
+        for (r, (y, x)) in out.chunks_mut(c).zip(x.chunks(c)).enumerate() {
+            let mu = lane_sum(c, |i| x[i]) / c as f32;
+            let var = lane_sum(c, |i| (x[i] - mu) * (x[i] - mu)) / c as f32;
+            let rs = 1.0 / (var + eps).sqrt();
+            for i in 0..c {
+                y[i].write((x[i] - mu) * rs * w[i] + b[i]);
+            }
+            mean[r] = mu;
+            rstd[r] = rs;
+        }
+    }
+}
+
+multiversion! {
+    /// Layer norm's backward over the rows of `x`: writes `dx` (plus the residual's gradient
+    /// `res` when given) and adds into the gain and bias gradients.
+    fn ln_backward_rows(
+        xgr: (&[f32], &[f32], Option<&[f32]>),
+        w: &[f32],
+        stats: (&[f32], &[f32]),
+        dx: &mut [MaybeUninit<f32>],
+        dwb: (&mut [f32], &mut [f32]),
+    ) {
+        let ((x, g, res), (mean, rstd), (dw, db)) = (xgr, stats, dwb);
+        let c = w.len();
+        for (r, (dx, (x, g))) in dx.chunks_mut(c).zip(x.chunks(c).zip(g.chunks(c))).enumerate() {
+            let (mu, rs) = (mean[r], rstd[r]);
+            let xhat = |i: usize| (x[i] - mu) * rs;
+            let a = lane_sum(c, |i| g[i] * w[i]) / c as f32;
+            let bb = lane_sum(c, |i| g[i] * w[i] * xhat(i)) / c as f32;
+            for i in 0..c {
+                dw[i] += g[i] * xhat(i);
+                db[i] += g[i];
+            }
+            let res = res.map(|res| &res[r * c..(r + 1) * c]);
+            for i in 0..c {
+                let d = rs * (g[i] * w[i] - a - xhat(i) * bb);
+                dx[i].write(res.map_or(d, |res| d + res[i]));
+            }
+        }
+    }
 }
 
 /// `x · w + b` (plus `residual` when given) for `x` `[n, k]` and `w` `[k, m]`.
@@ -285,22 +372,28 @@ pub(super) fn linear_backward(
 pub(super) fn gelu_forward(z: &[f32], y: &mut [MaybeUninit<f32>]) {
     y.par_chunks_mut(ELEMS)
         .zip(z.par_chunks(ELEMS))
-        .for_each(|(y, z)| {
-            y.iter_mut().zip(z).for_each(|(y, &z)| {
-                y.write(gelu(z));
-            })
-        });
+        .for_each(|(y, z)| gelu_chunk(z, y));
+}
+
+multiversion! {
+    fn gelu_chunk(z: &[f32], y: &mut [MaybeUninit<f32>]) {
+        y.iter_mut().zip(z).for_each(|(y, &z)| {
+            y.write(gelu(z));
+        })
+    }
+}
+
+multiversion! {
+    fn gelu_grad_chunk(z: &mut [f32], g: &[f32]) {
+        z.iter_mut().zip(g).for_each(|(z, &g)| *z = g * gelu_grad(*z));
+    }
 }
 
 /// Replaces the pre-activations `z` by the gradient `g ⊙ gelu'(z)`.
 pub(super) fn gelu_backward_in_place(z: &mut [f32], g: &[f32]) {
     z.par_chunks_mut(ELEMS)
         .zip(g.par_chunks(ELEMS))
-        .for_each(|(z, g)| {
-            z.iter_mut()
-                .zip(g)
-                .for_each(|(z, &g)| *z = g * gelu_grad(*z));
-        });
+        .for_each(|(z, g)| gelu_grad_chunk(z, g));
 }
 
 /// The shape of a multi-head attention over packed `qkv` rows `[b·t, 3c]`.
@@ -494,13 +587,17 @@ pub(super) fn attention_backward(
 /// Softmax of one row in place.
 fn softmax_in_place(row: &mut [f32]) {
     let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0f32;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
+    let sum = exp_shifted(row, max);
     let inv = 1.0 / sum;
     row.iter_mut().for_each(|v| *v *= inv);
+}
+
+multiversion! {
+    /// `row[i] = exp(row[i] - max)`; returns the sum.
+    fn exp_shifted(row: &mut [f32], max: f32) -> f32 {
+        row.iter_mut().for_each(|v| *v = fast_exp(*v - max));
+        row.iter().sum()
+    }
 }
 
 /// Three uninitialized buffers that `init` writes completely.
@@ -863,11 +960,7 @@ fn softmax_cross_entropy(logits: &mut [f32], targets: &[u32], v: usize) -> f64 {
             for (row, &t) in p.chunks_mut(v).zip(t) {
                 let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let target = row[t as usize];
-                let mut sum = 0f32;
-                for x in row.iter_mut() {
-                    *x = (*x - max).exp();
-                    sum += *x;
-                }
+                let sum = exp_shifted(row, max);
                 let inv = 1.0 / sum;
                 row.iter_mut().for_each(|x| *x *= inv);
                 loss += f64::from(sum.ln() + max - target);
@@ -1057,7 +1150,22 @@ impl CustomOp3 for HeadCrossEntropy {
 
 #[cfg(test)]
 mod tests {
-    use super::fast_tanh;
+    use super::{fast_exp, fast_tanh};
+
+    #[test]
+    fn fast_exp_is_within_2_ulp_of_exp() {
+        let n = 400_000;
+        for i in 0..=n {
+            let x = -87.0 + 175.0 * f64::from(i) / f64::from(n);
+            let (got, want) = (f64::from(fast_exp(x as f32)), (x as f32 as f64).exp());
+            assert!(
+                ((got - want) / want).abs() < 2.5e-7,
+                "exp({x}): {got} vs {want}"
+            );
+        }
+        assert_eq!(fast_exp(0.0), 1.0);
+        assert!(fast_exp(-1000.0) > 0.0 && fast_exp(-1000.0) < 1e-37);
+    }
 
     #[test]
     fn fast_tanh_is_within_4_5e_7_of_tanh() {
