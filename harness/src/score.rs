@@ -112,6 +112,7 @@ pub fn environment(ws: &Workspace, task: &TaskEntry, variant: &str, label: &str)
         store: ws.store(&task.id, variant),
         scratch: ws.scratch(&task.id, variant, label),
         target_dir: ws.solutions_target_dir(),
+        assets: ws.assets(),
     }
 }
 

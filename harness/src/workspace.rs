@@ -59,6 +59,12 @@ impl Workspace {
         self.home.join("corpora")
     }
 
+    /// The shared asset store: assets several tasks use (a corpus, a pretrained model), keyed by
+    /// a hash of their inputs and never copied into a workdir (`Environment::assets`).
+    pub fn assets(&self) -> PathBuf {
+        self.home.join("assets")
+    }
+
     pub fn scratch(&self, task: &str, variant: &str, label: &str) -> PathBuf {
         self.home.join("scratch").join(task).join(variant).join(label)
     }

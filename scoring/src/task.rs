@@ -88,6 +88,10 @@ pub struct Environment {
     pub scratch: PathBuf,
     /// Shared cargo target directory for building solutions.
     pub target_dir: PathBuf,
+    /// The shared asset store (`$REBENCH_HOME/assets`): assets several tasks use (a corpus, a
+    /// pretrained model), keyed by a hash of their inputs; never copied into a workdir (copy
+    /// what an agent may see into `store/public/`).
+    pub assets: PathBuf,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

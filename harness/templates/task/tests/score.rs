@@ -28,6 +28,8 @@ fn request(scorer: &Scorer, variant: &str, work: &Path, solution_timeout_secs: O
             scratch: work.join("scratch"),
             // Shared by every test and every run, so that solutions build incrementally.
             target_dir: Path::new(env!("CARGO_TARGET_TMPDIR")).join("solutions"),
+            // Shared too: pretrained models and corpora are built once for all tests.
+            assets: Path::new(env!("CARGO_TARGET_TMPDIR")).join("assets"),
         },
         seed: 7,
         params,

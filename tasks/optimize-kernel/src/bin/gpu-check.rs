@@ -83,6 +83,7 @@ fn run() -> anyhow::Result<bool> {
             store: work.join("store"),
             scratch: work.join("scratch"),
             target_dir: work.join("solutions"),
+            assets: work.join("assets"),
         },
         seed,
         params,

@@ -25,7 +25,13 @@ pub fn request(variant: &str, scratch: &Path, solution: &Path, (n, warmup, trial
     ScoreRequest {
         variant: variant.into(),
         solution: solution.to_owned(),
-        env: Environment { task_dir: task_dir(), store: scratch.join("store"), scratch: scratch.join("scratch"), target_dir: solutions_target() },
+        env: Environment {
+            task_dir: task_dir(),
+            store: scratch.join("store"),
+            scratch: scratch.join("scratch"),
+            target_dir: solutions_target(),
+            assets: scratch.join("assets"),
+        },
         seed: 42,
         params,
         calibration_cache: None,

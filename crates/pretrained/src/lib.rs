@@ -1,0 +1,31 @@
+//! Shared pretrained language models for the rebench-rs tasks: the synthetic corpus as assets
+//! ([`synthetic_corpus`], [`Corpus`]), random training windows over a token shard
+//! ([`TokenBatches`]), and a GPT pretrained on it once per configuration ([`pretrained`],
+//! [`PretrainSpec`]) into the shared asset store.
+//!
+//! Several tasks start from the same pretrained model (fine-tuning, embedding repair, scaling
+//! studies), so it is trained once per machine, not once per task: [`pretrained`] keeps it in
+//! the store the harness passes as `Environment::assets` (`$REBENCH_HOME/assets`), keyed by a
+//! hash of the [`PretrainSpec`]'s JSON and [`PRETRAIN_VERSION`]. That store is never copied into
+//! an agent's workdir; a task copies what an agent may see (the train shard, a checkpoint) into
+//! its own `public/` store.
+//!
+//! - [`corpus`]: the default language and split sizes, the corpus assets and their exact
+//!   entropy floors (the floor of every split, train included).
+//! - [`batches`]: [`TokenBatches`], seeded random windows of a token vector.
+//! - [`pretrain`]: the specification, the training run (AdamW, warm-up + cosine schedule,
+//!   gradient clipping at 1.0, the fused CPU kernels) and what it leaves in the asset:
+//!   `model.safetensors` (the `rebench_models::checkpoint` format), `spec.json`,
+//!   `train_log.csv` (step, loss, lr) and `eval.json` (validation loss, floor, wall seconds).
+//!
+//! Threads: training runs on rayon's global pool; a binary should call
+//! `rebench_models::cpu::init_threads` first thing in `main` (see its docs for why).
+
+pub mod batches;
+pub mod corpus;
+pub mod pretrain;
+
+pub use batches::TokenBatches;
+pub use corpus::{Corpus, default_splits, synthetic_corpus};
+pub use pretrain::{EVAL_BATCH, EVAL_SEED, PRETRAIN_VERSION, PretrainSpec, Pretrained, evaluate_split, pretrained};
+pub use rebench_corpus::{Split, SyntheticSplits};
