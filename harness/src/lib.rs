@@ -13,6 +13,7 @@ pub mod score;
 pub mod score_server;
 pub mod scorer;
 pub mod slurm;
+pub mod solve;
 pub mod sandbox;
 pub mod tasks;
 pub mod validate;

@@ -36,7 +36,7 @@ use crate::sandbox::{self, Isolation, SandboxSpec};
 use crate::score_server::{SOCKET_VAR, ScoreServer, TrialScoring};
 use crate::tasks::{self, TaskEntry};
 use crate::workspace::Workspace;
-use crate::{reset, scorer};
+use crate::{reset, score, scorer, solve};
 
 /// `run.json`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -375,6 +375,25 @@ pub fn run_trial(
             AgentKind::Nop => "agent-exited".to_owned(),
             AgentKind::Oracle => {
                 fsutil::copy_tree(&task.dir.join("reference"), &workdir.join("solution")).context("cannot apply the reference")?;
+                // An artifact task: the oracle makes the reference's artifacts as an agent would,
+                // in the agent's sandbox and within the agent's budget.
+                if let Some(solve) = &task.manifest.solve {
+                    let params = score::resolve_params(&task, &spec.variant, &config.params)?;
+                    let run = solve::SolveRun {
+                        task: &task,
+                        variant: &spec.variant,
+                        solve,
+                        workdir: &workdir,
+                        params: &params,
+                        read_only: Vec::new(),
+                        target_dir: None,
+                        limit: remaining,
+                        isolation: &env.isolation,
+                    };
+                    if let Err(why) = solve::execute(&run)? {
+                        progress.println(&format!("{}: the oracle's solve failed: {why}", spec.trial_id));
+                    }
+                }
                 "agent-exited".to_owned()
             }
             AgentKind::Human => {
@@ -438,7 +457,7 @@ pub const AGENT_MEMORY_HEADROOM_GIB: f64 = 4.0;
 
 /// Fetches the solution's dependencies (and writes its Cargo.lock) before the agent starts: its
 /// sandbox has no network, and sees the cargo registry read-only.
-fn fetch_dependencies(solution: &Path) -> anyhow::Result<()> {
+pub(crate) fn fetch_dependencies(solution: &Path) -> anyhow::Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = std::process::Command::new(cargo)
         .args(["fetch", "--quiet", "--manifest-path"])

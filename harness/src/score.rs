@@ -14,7 +14,7 @@ use rebench_scoring::task::{BenchReport, Environment, PrepareRequest, ScoreReque
 use rebench_scoring::{Calibration, Outcome};
 use serde_json::{Value, json};
 
-use crate::scorer;
+use crate::{scorer, solve};
 use crate::tasks::TaskEntry;
 use crate::workspace::Workspace;
 
@@ -151,46 +151,55 @@ pub fn score(
     let params = resolve_params(task, variant, &options.params)?;
     ensure_prepared(ws, task, variant, scorer_bin)?;
     let label = target.label();
-    let solution = match target {
-        Target::Named(which) => {
-            let dir = ws.materialized(&task.id, which.name());
-            fsutil::materialize(&task.dir, *which, &dir)
-                .with_context(|| format!("cannot materialize the {} solution of `{}`", which.name(), task.id))?;
-            dir
-        }
+    // `Err(reason)`: the task's own solution could not make its artifacts (an invalid score).
+    let solution: Result<PathBuf, String> = match target {
+        Target::Named(which) => match &task.manifest.solve {
+            Some(solve) => solve::solved_named(ws, task, variant, *which, solve, &params)?,
+            None => {
+                let dir = ws.materialized(&task.id, which.name());
+                fsutil::materialize(&task.dir, *which, &dir)
+                    .with_context(|| format!("cannot materialize the {} solution of `{}`", which.name(), task.id))?;
+                Ok(dir)
+            }
+        },
         Target::Workdir(dir) => {
             let solution = dir.join("solution");
             if !solution.is_dir() {
                 bail!("{} has no solution/ directory (make one with `reset`)", dir.display());
             }
-            solution
+            Ok(solution)
         }
-        Target::Solution { dir, .. } => dir.clone(),
+        Target::Solution { dir, .. } => Ok(dir.clone()),
     };
     let live = matches!(task.manifest.calibration, CalibrationSpec::Live);
-    let request = ScoreRequest {
-        variant: variant.to_owned(),
-        solution,
-        env: environment(ws, task, variant, &label),
-        seed: options.seed.unwrap_or_else(fresh_seed),
-        params,
-        calibration_cache: Some(ws.calibration_cache(&task.id)),
-        calibrate: live,
-        solution_timeout_secs: None,
-    };
-    // A live calibration may time the starting and reference solutions within this scoring.
-    let timeout = task.manifest.scoring.timeout * if live { 3 } else { 1 };
-    let (outcome, calibration, phases) = match scorer::call(scorer_bin, &Request::Score(request), timeout)? {
-        Ok(Response::Scored(scored)) => {
-            let calibration = match (&task.manifest.calibration, scored.calibration) {
-                (CalibrationSpec::Live, Some(c)) => Some(c),
-                (CalibrationSpec::Live, None) => None,
-                (spec, _) => Calibration::pinned(spec),
+    let (outcome, calibration, phases) = match solution {
+        Err(why) => (Outcome::invalid(format!("the solve step failed: {why}"), json!({"solve_failure": true})), None, BTreeMap::new()),
+        Ok(solution) => {
+            let request = ScoreRequest {
+                variant: variant.to_owned(),
+                solution,
+                env: environment(ws, task, variant, &label),
+                seed: options.seed.unwrap_or_else(fresh_seed),
+                params,
+                calibration_cache: Some(ws.calibration_cache(&task.id)),
+                calibrate: live,
+                solution_timeout_secs: None,
             };
-            (scored.outcome, calibration, scored.phases)
+            // A live calibration may time the starting and reference solutions within this scoring.
+            let timeout = task.manifest.scoring.timeout * if live { 3 } else { 1 };
+            match scorer::call(scorer_bin, &Request::Score(request), timeout)? {
+                Ok(Response::Scored(scored)) => {
+                    let calibration = match (&task.manifest.calibration, scored.calibration) {
+                        (CalibrationSpec::Live, Some(c)) => Some(c),
+                        (CalibrationSpec::Live, None) => None,
+                        (spec, _) => Calibration::pinned(spec),
+                    };
+                    (scored.outcome, calibration, scored.phases)
+                }
+                Ok(other) => (Outcome::invalid(format!("the scorer answered a score request with {other:?}"), json!({})), None, BTreeMap::new()),
+                Err(failure) => (Outcome::invalid(failure.0, json!({"scorer_failure": true})), None, BTreeMap::new()),
+            }
         }
-        Ok(other) => (Outcome::invalid(format!("the scorer answered a score request with {other:?}"), json!({})), None, BTreeMap::new()),
-        Err(failure) => (Outcome::invalid(failure.0, json!({"scorer_failure": true})), None, BTreeMap::new()),
     };
     let outcome = match (&outcome, &calibration) {
         (Outcome::Valid { .. }, None) if live => {

@@ -17,6 +17,9 @@ pub struct Manifest {
     pub metric: Metric,
     pub scoring: Scoring,
     pub calibration: CalibrationSpec,
+    /// How a solution makes its artifacts (weights, an answer file), for tasks that score one.
+    #[serde(default)]
+    pub solve: Option<Solve>,
     /// Keyed by variant name (`cpu`, `gpu`, ...).
     #[serde(default)]
     pub variants: BTreeMap<String, Variant>,
@@ -102,6 +105,25 @@ pub enum CalibrationSpec {
     Live,
 }
 
+/// The command that turns a solution's code into the artifact the scorer reads, for tasks whose
+/// deliverable is an artifact (RE-Bench's Fix Embedding: the repaired weights).
+///
+/// The harness runs it on the task's own starting and reference solutions before scoring them,
+/// so `validate` measures what the reference method really produces; the `oracle` agent runs it
+/// in a trial. It never runs on an agent's workdir: there, what the agent left is what counts.
+/// It runs in the solution directory of a workdir-shaped directory (`../data/` is the variant's
+/// public data), with `REBENCH_VARIANT`, `REBENCH_THREADS` and one `REBENCH_PARAM_<KEY>` per
+/// variant parameter set.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Solve {
+    /// Program and arguments, e.g. `["cargo", "run", "--release", "--bin", "solve"]`.
+    pub command: Vec<String>,
+    /// Wall-clock limit; the command's whole process group is killed past it.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Variant {
@@ -184,6 +206,14 @@ impl Manifest {
             }
             if variant.time_budget.is_zero() {
                 return Err(invalid(&format!("variants.{name}.time-budget"), "a positive duration, e.g. \"8h\""));
+            }
+        }
+        if let Some(solve) = &self.solve {
+            if solve.command.first().is_none_or(|program| program.trim().is_empty()) {
+                return Err(invalid("solve.command", "a program and its arguments, e.g. [\"cargo\", \"run\", \"--release\", \"--bin\", \"solve\"]"));
+            }
+            if solve.timeout.is_zero() {
+                return Err(invalid("solve.timeout", "a positive duration, e.g. \"10m\""));
             }
         }
         if self.scoring.timeout.is_zero() {

@@ -8,4 +8,5 @@ mod sandbox;
 mod run;
 mod score;
 mod slurm;
+mod solve;
 mod tasks;
