@@ -1,0 +1,326 @@
+//! The fix-embedding scorer (RE-Bench's "Fix Embedding").
+//!
+//! `prepare` takes the shared pretrained GPT (the large model) and a smaller GPT trained on the
+//! same corpus (the small correct model) from the shared asset store, permutes the rows of the
+//! large model's token embedding with a secret seed, and publishes the corrupted large model,
+//! the small model and the train shard. The clean large model stays in the shared store and in
+//! this task's protected store; it never reaches a workdir.
+//!
+//! Scoring reads `fixed_model.safetensors` from the solution directory (the agent's artifact:
+//! no solution code runs), checks it tensor by tensor against the large model's architecture
+//! (names, dtype, shapes; finite values), loads it into `rebench_models`' own GPT and evaluates
+//! its mean loss on the protected test split. The raw score is that loss minus the split's exact
+//! entropy floor, so the manifest's `ln` gives `ln(loss - floor)`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail, ensure};
+use rebench_corpus::Split;
+use rebench_models::candle_core::Device;
+use rebench_models::{Gpt, ModelConfig, evaluate};
+use rebench_pretrained::{Corpus, EVAL_BATCH, EVAL_SEED, PretrainSpec, pretrained};
+use rebench_scoring::fsutil::{self, Solution};
+use rebench_scoring::subprocess::{self, Limits};
+use rebench_scoring::task::{self, Phases, PrepareRequest, ScoreRequest, Scored};
+use rebench_scoring::{Manifest, Outcome, Task};
+use safetensors::{Dtype, SafeTensors};
+use serde_json::{Value, json};
+
+const MANIFEST: &str = include_str!("../task.toml");
+
+/// The artifact scored, relative to the solution directory.
+pub const ARTIFACT: &str = "fixed_model.safetensors";
+
+/// Public files: the corrupted large model, the small correct model, the train shard and its
+/// vocabulary.
+pub const LARGE_MODEL: &str = "large_model.safetensors";
+pub const SMALL_MODEL: &str = "small_model.safetensors";
+pub const TRAIN_SHARD: &str = "train.tok";
+pub const VOCAB: &str = "vocab.txt";
+
+/// Protected files: the clean large model and the losses measured at preparation.
+pub const CLEAN_MODEL: &str = "clean_model.safetensors";
+pub const LOSSES: &str = "losses.json";
+
+/// Seeds the embedding's permutation. Not secret from the repository, but from the agent: it
+/// reaches neither the workdir nor the instructions.
+const CORRUPTION_SEED: u64 = 0x5eed_e3b0_f1c5;
+
+/// Seed of the small model's weights and batches (the large model's is its spec's).
+const SMALL_SEED: u64 = 2;
+
+/// The two models of a variant, from its parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sizes {
+    pub large: PretrainSpec,
+    pub small: PretrainSpec,
+    /// Held-out tokens the scorer evaluates (at most the test split's length).
+    pub eval_tokens: usize,
+}
+
+impl Sizes {
+    /// Reads `large`, `small-width`, `small-depth`, `small-heads`, `small-steps` and
+    /// `eval-tokens`.
+    pub fn from_params(params: &BTreeMap<String, Value>) -> anyhow::Result<Sizes> {
+        let get = |key: &str| params.get(key).with_context(|| format!("the variant has no parameter `{key}`"));
+        let uint = |key: &str| -> anyhow::Result<usize> {
+            let v = get(key)?;
+            Ok(v.as_u64().with_context(|| format!("parameter `{key}` must be a non-negative integer, got {v}"))? as usize)
+        };
+        let large = match get("large")?.as_str() {
+            Some("cpu-default") => PretrainSpec::cpu_default(),
+            Some("tiny") => PretrainSpec::tiny(),
+            _ => bail!("parameter `large` must be \"cpu-default\" or \"tiny\", got {}", get("large")?),
+        };
+        let mut small = large.clone();
+        small.model = ModelConfig::gpt(large.model.vocab, large.model.context, uint("small-width")?, uint("small-depth")?, uint("small-heads")?);
+        small.steps = uint("small-steps")?;
+        small.warmup = small.warmup.min(small.steps / 5).max(1);
+        small.seed = SMALL_SEED;
+        Ok(Sizes { large, small, eval_tokens: uint("eval-tokens")? })
+    }
+}
+
+/// The manifest's parameters of `variant`, as JSON values (as the harness passes them).
+pub fn variant_params(manifest: &Manifest, variant: &str) -> anyhow::Result<BTreeMap<String, Value>> {
+    let v = manifest.variant(variant).with_context(|| format!("no variant `{variant}`"))?;
+    v.params.iter().map(|(k, val)| Ok((k.clone(), serde_json::to_value(val)?))).collect()
+}
+
+/// The permutation applied to the embedding's rows: row `i` of the corrupted embedding is row
+/// `perm[i]` of the clean one.
+pub fn permutation(vocab: usize) -> Vec<u32> {
+    rebench_corpus::rng::Rng::new(CORRUPTION_SEED).permutation(vocab)
+}
+
+/// Mean loss of a checkpoint on the first `tokens` tokens of `split`.
+pub fn split_loss(checkpoint: &Path, corpus: &Corpus, split: Split, tokens: usize) -> anyhow::Result<f64> {
+    let model = Gpt::load(checkpoint, &Device::Cpu)?;
+    let all = corpus.tokens(split)?;
+    let n = tokens.min(all.len());
+    Ok(evaluate(&model, &all[..n], EVAL_BATCH, EVAL_SEED)?.loss)
+}
+
+/// Writes `from` with the rows of its `wte` tensor permuted by `perm` to `to`; every other
+/// tensor and the metadata unchanged.
+pub fn corrupt(from: &Path, to: &Path, perm: &[u32]) -> anyhow::Result<()> {
+    let bytes = fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes)?;
+    let metadata = header.metadata().clone();
+    let st = SafeTensors::deserialize(&bytes)?;
+    let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, view) in st.tensors() {
+        let mut data = view.data().to_vec();
+        if name == "wte" {
+            let shape = view.shape();
+            ensure!(view.dtype() == Dtype::F32 && shape.len() == 2 && shape[0] == perm.len(), "wte is {:?} {shape:?}", view.dtype());
+            let row = shape[1] * 4;
+            for (i, &p) in perm.iter().enumerate() {
+                let p = p as usize;
+                data[i * row..(i + 1) * row].copy_from_slice(&view.data()[p * row..(p + 1) * row]);
+            }
+        }
+        owned.push((name, view.shape().to_vec(), data));
+    }
+    let views = owned
+        .iter()
+        .map(|(name, shape, data)| Ok((name.clone(), safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    safetensors::serialize_to_file(views, metadata, to)?;
+    Ok(())
+}
+
+/// Checks a solution's weight file against the architecture `config` and, when it passes,
+/// writes it to `normalized` in `rebench_models`' checkpoint format (the expected config in the
+/// metadata, tensors in their canonical order). `Err(reason)` names what is wrong.
+pub fn check_weights(path: &Path, config: &ModelConfig, normalized: &Path) -> anyhow::Result<Result<(), String>> {
+    let specs = rebench_models::model::param_specs(config);
+    let expected_bytes: u64 = specs.iter().map(|(_, s, _)| s.iter().product::<usize>() as u64 * 4).sum();
+    let meta = match fs::symlink_metadata(path) {
+        Err(_) => return Ok(Err(format!("no {ARTIFACT} in the solution directory (save the repaired weights there)"))),
+        Ok(m) if !m.file_type().is_file() => return Ok(Err(format!("{ARTIFACT} is not a regular file (symbolic links are not accepted)"))),
+        Ok(m) => m,
+    };
+    // The header of a file with these tensors is a few kilobytes: anything much larger is not
+    // this architecture, and is not read into memory.
+    if meta.len() > expected_bytes + (1 << 20) {
+        return Ok(Err(format!("{ARTIFACT} is {} bytes, far more than the {expected_bytes} bytes of the model's weights", meta.len())));
+    }
+    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let st = match SafeTensors::deserialize(&bytes) {
+        Ok(st) => st,
+        Err(e) => return Ok(Err(format!("{ARTIFACT} is not a readable safetensors file: {e}"))),
+    };
+    let names: BTreeSet<String> = st.names().into_iter().map(str::to_owned).collect();
+    let wanted: BTreeSet<String> = specs.iter().map(|(n, _, _)| n.clone()).collect();
+    if let Some(extra) = names.difference(&wanted).next() {
+        return Ok(Err(format!("{ARTIFACT} has a tensor `{extra}` that the model does not have (the architecture must not change)")));
+    }
+    let mut out: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, shape, _) in &specs {
+        let Ok(view) = st.tensor(name) else {
+            return Ok(Err(format!("{ARTIFACT} has no tensor `{name}` (shape {shape:?})")));
+        };
+        if view.dtype() != Dtype::F32 {
+            return Ok(Err(format!("tensor `{name}` is {:?}, expected F32", view.dtype())));
+        }
+        if view.shape() != shape.as_slice() {
+            return Ok(Err(format!("tensor `{name}` has shape {:?}, expected {shape:?}", view.shape())));
+        }
+        let bad = view.data().chunks_exact(4).filter(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite()).count();
+        if bad > 0 {
+            return Ok(Err(format!("tensor `{name}` has {bad} non-finite values (NaN or infinite)")));
+        }
+        out.push((name.clone(), shape.clone(), view.data().to_vec()));
+    }
+    let views = out
+        .iter()
+        .map(|(name, shape, data)| Ok((name.clone(), safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data)?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let metadata = HashMap::from([
+        ("format".to_string(), rebench_models::checkpoint::FORMAT.to_string()),
+        ("config".to_string(), serde_json::to_string(config)?),
+    ]);
+    if let Some(dir) = normalized.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    safetensors::serialize_to_file(views, Some(metadata), normalized)?;
+    Ok(Ok(()))
+}
+
+#[derive(Debug)]
+pub struct FixEmbedding {
+    manifest: Manifest,
+}
+
+impl Default for FixEmbedding {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FixEmbedding {
+    pub fn new() -> FixEmbedding {
+        let manifest = Manifest::parse(MANIFEST, Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/task.toml")))
+            .expect("the embedded task.toml is validated by the tests");
+        FixEmbedding { manifest }
+    }
+
+    /// Prepares the stores of `env` for `sizes` (`prepare` with the variant's parameters; tests
+    /// call it with tiny ones).
+    pub fn prepare_sizes(&self, sizes: &Sizes, env: &task::Environment) -> anyhow::Result<String> {
+        let large = pretrained(&env.assets, &sizes.large).context("pretraining the large model")?;
+        let small = pretrained(&env.assets, &sizes.small).context("pretraining the small model")?;
+        let (public, protected) = (env.store.join("public"), env.store.join("protected"));
+        fs::create_dir_all(&public)?;
+        fs::create_dir_all(&protected)?;
+        let corpus = &large.corpus;
+        fs::copy(large.checkpoint(), protected.join(CLEAN_MODEL))?;
+        corrupt(&large.checkpoint(), &public.join(LARGE_MODEL), &permutation(sizes.large.model.vocab))?;
+        fs::copy(small.checkpoint(), public.join(SMALL_MODEL))?;
+        fs::copy(corpus.train_shard(), public.join(TRAIN_SHARD))?;
+        fs::copy(corpus.vocab_file(), public.join(VOCAB))?;
+        let losses = json!({
+            "split": "test",
+            "tokens": sizes.eval_tokens,
+            "floor": corpus.floor(Split::Test),
+            "clean": split_loss(&protected.join(CLEAN_MODEL), corpus, Split::Test, sizes.eval_tokens)?,
+            "corrupted": split_loss(&public.join(LARGE_MODEL), corpus, Split::Test, sizes.eval_tokens)?,
+            "small": split_loss(&public.join(SMALL_MODEL), corpus, Split::Test, sizes.eval_tokens)?,
+        });
+        fs::write(protected.join(LOSSES), serde_json::to_vec_pretty(&losses)?)?;
+        Ok(format!("test-split losses: {losses}"))
+    }
+
+    /// Scores the artifact in `solution` (no code of the solution runs).
+    pub fn score_artifact(&self, request: &ScoreRequest, sizes: &Sizes, solution: &Path, label: &str, phases: &mut Phases) -> anyhow::Result<Outcome> {
+        let config = &sizes.large.model;
+        let normalized = request.env.scratch.join(label).join("normalized.safetensors");
+        let checked = phases.time("check", || check_weights(&solution.join(ARTIFACT), config, &normalized))?;
+        if let Err(reason) = checked {
+            return Ok(Outcome::invalid(reason, json!({"phase": "check"})));
+        }
+        let corpus = rebench_pretrained::synthetic_corpus(&request.env.assets, &sizes.large.corpus)?;
+        let loss = phases.time("evaluate", || split_loss(&normalized, &corpus, Split::Test, sizes.eval_tokens))?;
+        let _ = fs::remove_file(&normalized);
+        let floor = corpus.floor(Split::Test);
+        if !loss.is_finite() {
+            return Ok(Outcome::invalid(format!("the model's held-out loss is not finite ({loss})"), json!({"phase": "evaluate"})));
+        }
+        let known: Value = fs::read(request.env.store.join("protected").join(LOSSES))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
+        let mut message = format!("held-out loss {loss:.4} (entropy floor {floor:.4})");
+        if let (Some(clean), Some(corrupted)) = (known["clean"].as_f64(), known["corrupted"].as_f64()) {
+            message.push_str(&format!("; the original model {clean:.4}, the corrupted one {corrupted:.4}"));
+        }
+        Ok(Outcome::valid(loss - floor, message, json!({"loss": loss, "floor": floor, "split": "test", "tokens": sizes.eval_tokens})))
+    }
+
+    /// Runs the manifest's `[solve]` command in `solution`, inside a workdir-shaped directory
+    /// whose `data/` is the public store (what the harness does for named solutions).
+    pub fn run_solve(&self, request: &ScoreRequest, solution: &Path) -> anyhow::Result<()> {
+        let solve = self.manifest.solve.as_ref().context("the manifest has no [solve]")?;
+        let workdir = solution.parent().context("the solution directory has no parent")?;
+        let data = workdir.join("data");
+        if fs::symlink_metadata(&data).is_ok() {
+            fs::remove_file(&data).or_else(|_| fs::remove_dir_all(&data))?;
+        }
+        std::os::unix::fs::symlink(request.env.store.join("public").canonicalize()?, &data)?;
+        let mut command = Command::new(&solve.command[0]);
+        command.args(&solve.command[1..]).current_dir(solution).env("CARGO_TARGET_DIR", &request.env.target_dir);
+        command.env("REBENCH_VARIANT", &request.variant);
+        let cores = self.manifest.variant(&request.variant).map_or(2, |v| v.resources.cores);
+        command.env("REBENCH_THREADS", cores.to_string());
+        for (key, value) in &request.params {
+            let text = value.as_str().map_or_else(|| value.to_string(), str::to_owned);
+            command.env(format!("REBENCH_PARAM_{}", key.to_uppercase().replace('-', "_")), text);
+        }
+        let finished = subprocess::run(&mut command, b"", &Limits { timeout: Some(solve.timeout), address_space: None })
+            .with_context(|| format!("cannot run {:?}", solve.command))?;
+        ensure!(finished.success(), "the solve command {} in {}:\n{}", finished.describe_exit(), solution.display(), finished.stderr_tail(30));
+        Ok(())
+    }
+
+    fn calibrate(&self, request: &ScoreRequest, sizes: &Sizes, phases: &mut Phases) -> anyhow::Result<rebench_scoring::Calibration> {
+        // The calibration depends on the prepared models too: a re-prepared store measures anew.
+        let public = fsutil::hash_tree(&request.env.store.join("public"))?;
+        task::calibrate_live(request, &format!("public={public}"), |dir, which| {
+            phases.time(&format!("solve-{}", which.name()), || self.run_solve(request, dir))?;
+            self.score_artifact(request, sizes, dir, &format!("calibration-{}", which.name()), phases)
+        })
+    }
+}
+
+impl Task for FixEmbedding {
+    fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    fn prepare(&self, request: &PrepareRequest) -> anyhow::Result<String> {
+        let sizes = Sizes::from_params(&variant_params(&self.manifest, &request.variant)?)?;
+        self.prepare_sizes(&sizes, &request.env)
+    }
+
+    fn score(&self, request: &ScoreRequest) -> anyhow::Result<Scored> {
+        let sizes = Sizes::from_params(&request.params)?;
+        let mut phases = Phases::default();
+        let outcome = self.score_artifact(request, &sizes, &request.solution, "solution", &mut phases)?;
+        let calibration = if request.calibrate { Some(self.calibrate(request, &sizes, &mut phases)?) } else { None };
+        Ok(Scored { outcome, calibration, phases: phases.0 })
+    }
+}
+
+/// The solution directories' artifacts are made by `[solve]`; a helper for tests and tools:
+/// materializes `which` into `dir/solution` and runs its solve there.
+pub fn materialize_and_solve(task: &FixEmbedding, request: &ScoreRequest, which: Solution, dir: &Path) -> anyhow::Result<PathBuf> {
+    let solution = dir.join("solution");
+    fsutil::materialize(&request.env.task_dir, which, &solution)?;
+    task.run_solve(request, &solution)?;
+    Ok(solution)
+}
+
