@@ -70,10 +70,10 @@ impl PretrainSpec {
         Self {
             model: ModelConfig::gpt(vocab, 16, 32, 1, 2),
             corpus,
-            steps: 60,
+            steps: 300,
             batch_size: 8,
             peak_lr: 1e-2,
-            warmup: 10,
+            warmup: 20,
             seed: 1,
         }
     }
