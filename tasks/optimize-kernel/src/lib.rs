@@ -21,7 +21,7 @@ pub mod spec;
 #[cfg(feature = "cuda")]
 pub use cudarc;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -96,6 +96,9 @@ pub fn gpu_device() -> anyhow::Result<String> {
 #[derive(Debug)]
 pub struct OptimizeKernel {
     manifest: Manifest,
+    /// Drivers built ahead of time, for `gpu-check` on a machine without cargo; the scorer
+    /// binary never sets it, so scoring always builds the driver from source.
+    prebuilt: Option<PathBuf>,
 }
 
 impl Default for OptimizeKernel {
@@ -108,8 +111,38 @@ impl OptimizeKernel {
     pub fn new() -> OptimizeKernel {
         let manifest = Manifest::parse(MANIFEST, Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/task.toml")))
             .expect("the embedded task.toml is validated by the tests");
-        OptimizeKernel { manifest }
+        OptimizeKernel { manifest, prebuilt: None }
     }
+
+    /// A scorer that runs drivers from `dir` instead of building them: only the solutions
+    /// whose driver [`OptimizeKernel::build_prebuilt_driver`] put there (the same driver
+    /// sources, the same solution files) can be measured. For `gpu-check` on a GPU machine
+    /// with no Rust toolchain; the scorer binary (`src/main.rs`) never uses it.
+    pub fn with_prebuilt_drivers(dir: PathBuf) -> OptimizeKernel {
+        OptimizeKernel { prebuilt: Some(dir), ..OptimizeKernel::new() }
+    }
+
+    /// Builds `variant`'s driver against `solution`, exactly as a scoring would, and copies it
+    /// into `dir` under the name [`OptimizeKernel::with_prebuilt_drivers`] looks for.
+    pub fn build_prebuilt_driver(&self, variant: &str, solution: &Path, scratch: &Path, target_dir: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
+        let built = self.build_driver(variant, solution, scratch, target_dir)?.map_err(|why| anyhow::anyhow!("{why}"))?;
+        let dest = dir.join(prebuilt_name(self.target(variant)?, solution)?);
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::copy(&built, &dest).with_context(|| format!("cannot copy {} to {}", built.display(), dest.display()))?;
+        Ok(dest)
+    }
+}
+
+/// The file name of a prebuilt driver: a hash of the driver's sources, the solution features
+/// and the solution's files, so a driver built from other sources is never picked up.
+fn prebuilt_name(target: Target, solution: &Path) -> anyhow::Result<String> {
+    let tree = fsutil::hash_tree(solution).with_context(|| format!("cannot read {}", solution.display()))?;
+    let mut key = String::new();
+    for (rel, text) in target.driver().files {
+        key.push_str(&format!("{rel}\0{}\0{text}\0", text.len()));
+    }
+    key.push_str(&format!("{:?}\0{tree}", target.solution_features()));
+    Ok(format!("driver-{}", &fsutil::hash_bytes(key.as_bytes())[..16]))
 }
 
 /// What one measurement is asked to do.
@@ -147,7 +180,7 @@ impl OptimizeKernel {
     /// Builds `variant`'s driver against `solution` (snapshotted into `scratch`), as a scoring
     /// would, and returns the binary, or why the solution does not build. Needs no device:
     /// tests use it to build the GPU driver on machines without one.
-    pub fn build_driver(&self, variant: &str, solution: &Path, scratch: &Path, target_dir: &Path) -> anyhow::Result<Result<std::path::PathBuf, String>> {
+    pub fn build_driver(&self, variant: &str, solution: &Path, scratch: &Path, target_dir: &Path) -> anyhow::Result<Result<PathBuf, String>> {
         let target = self.target(variant)?;
         let plan = BuildPlan { scratch: scratch.to_owned(), solution: solution.to_owned(), target_dir: target_dir.to_owned(), timeout: self.manifest.scoring.timeout };
         driver::build_with_features(&plan, target.driver(), target.solution_features())
@@ -187,9 +220,21 @@ impl OptimizeKernel {
             timeout: self.manifest.scoring.timeout,
         };
         let target = plan.target;
-        let binary = match phases.time("build", || driver::build_with_features(&build, target.driver(), target.solution_features()))? {
-            Ok(binary) => binary,
-            Err(reason) => return Ok(Err(Outcome::invalid(reason, json!({"phase": "build"})))),
+        let binary = if let Some(dir) = &self.prebuilt {
+            let binary = dir.join(prebuilt_name(target, solution)?);
+            anyhow::ensure!(
+                binary.is_file(),
+                "no prebuilt driver for {} in {} (looked for {}): build them from the same sources with `gpu-check --build-drivers`",
+                solution.display(),
+                dir.display(),
+                binary.display()
+            );
+            binary
+        } else {
+            match phases.time("build", || driver::build_with_features(&build, target.driver(), target.solution_features()))? {
+                Ok(binary) => binary,
+                Err(reason) => return Ok(Err(Outcome::invalid(reason, json!({"phase": "build"})))),
+            }
         };
         let limits = self.limits(request, target)?;
         match phases.time("run", || driver::run(&binary, &plan.args(mode), &limits))? {

@@ -97,3 +97,26 @@ fn edge_sizes_are_scored_exactly() {
         }
     }
 }
+
+/// `gpu-check` on a machine without cargo runs drivers built ahead: the prebuilt driver is the
+/// one a scoring builds, and a solution whose files differ from those it was built from finds
+/// none (an infrastructure error, never a score from another solution's driver).
+#[test]
+fn prebuilt_drivers_serve_only_the_solution_they_were_built_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let solution = dir.path().join("starting");
+    fsutil::materialize(&task_dir(), Solution::Starting, &solution).unwrap();
+    let drivers = dir.path().join("drivers");
+    let built = OptimizeKernel::new()
+        .build_prebuilt_driver("cpu", &solution, &dir.path().join("build"), &support::solutions_target(), &drivers)
+        .unwrap();
+    assert!(built.starts_with(&drivers), "{}", built.display());
+    let task = OptimizeKernel::with_prebuilt_drivers(drivers.clone());
+    let scored = task.score(&request(dir.path(), &solution, 10_000, false)).unwrap();
+    assert!(scored.outcome.is_valid(), "{}", scored.outcome.message());
+    assert!(!scored.phases.contains_key("build"), "a prebuilt driver is not built again: {:?}", scored.phases);
+
+    std::fs::write(solution.join("src/extra.rs"), "// changed after the build\n").unwrap();
+    let err = task.score(&request(dir.path(), &solution, 10_000, false)).unwrap_err();
+    assert!(format!("{err:#}").contains("no prebuilt driver"), "{err:#}");
+}

@@ -4,6 +4,11 @@
 //! cargo run --release -p optimize-kernel --features cuda --bin gpu-check [-- --n N --trials T --no-write]
 //! ```
 //!
+//! On a GPU machine without a Rust toolchain (scripts/device-gpu-check.sh): build the drivers
+//! here, as a scoring would, with `gpu-check --build-drivers DIR` (needs cargo, no device);
+//! there, run `gpu-check --drivers DIR --root REPO`, which uses them instead of building.
+//! `--results-dir DIR` writes the results file there instead of `docs/gpu-results`.
+//!
 //! 1. Finds the CUDA device, or stops at once saying why there is none.
 //! 2. Scores the starting and the reference solution on sizes around the kernels' block and
 //!    tile sizes (0, 1, 7, 1023, 1025, 4095, 4097, 2^20 + 3, 10,000,019), one checked trial
@@ -43,34 +48,69 @@ fn main() -> ExitCode {
 struct Options {
     params: BTreeMap<String, Value>,
     write: bool,
+    /// Build the drivers into this directory and stop.
+    build_drivers: Option<PathBuf>,
+    /// Run the drivers prebuilt in this directory.
+    drivers: Option<PathBuf>,
+    /// The repository's root (default: where this binary was built from).
+    root: Option<PathBuf>,
+    results_dir: Option<PathBuf>,
 }
 
+const USAGE: &str = "expected --n N, --trials T, --warmup W, --no-write, --build-drivers DIR, --drivers DIR, --root DIR, --results-dir DIR";
+
 fn options() -> anyhow::Result<Options> {
-    let mut params = BTreeMap::new();
-    let mut write = true;
+    let mut options = Options { params: BTreeMap::new(), write: true, build_drivers: None, drivers: None, root: None, results_dir: None };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--n" | "--trials" | "--warmup" => {
-                let value: u64 = args.next().with_context(|| format!("{arg} needs a value"))?.parse().with_context(|| arg.clone())?;
-                params.insert(arg.trim_start_matches("--").to_owned(), json!(value));
+                let number: u64 = value()?.parse().with_context(|| arg.clone())?;
+                options.params.insert(arg.trim_start_matches("--").to_owned(), json!(number));
             }
-            "--no-write" => write = false,
-            other => anyhow::bail!("unknown argument {other:?} (expected --n N, --trials T, --warmup W, --no-write)"),
+            "--no-write" => options.write = false,
+            "--build-drivers" => options.build_drivers = Some(value()?.into()),
+            "--drivers" => options.drivers = Some(std::path::absolute(value()?)?),
+            "--root" => options.root = Some(value()?.into()),
+            "--results-dir" => options.results_dir = Some(value()?.into()),
+            other => anyhow::bail!("unknown argument {other:?} ({USAGE})"),
         }
     }
-    Ok(Options { params, write })
+    Ok(options)
+}
+
+/// Builds the GPU drivers of the starting and reference solutions into `dir`, as a scoring
+/// would (needs cargo, not a device).
+fn build_drivers(task_dir: &Path, work: &Path, dir: &Path) -> anyhow::Result<bool> {
+    let task = OptimizeKernel::new();
+    for which in [Solution::Starting, Solution::Reference] {
+        let solution = work.join("solutions-src").join(which.name());
+        fsutil::materialize(task_dir, which, &solution)?;
+        let built = task.build_prebuilt_driver("gpu", &solution, &work.join("scratch").join(which.name()), &work.join("solutions"), dir)?;
+        println!("gpu-check: {} solution's driver: {}", which.name(), built.display());
+    }
+    Ok(true)
 }
 
 fn run() -> anyhow::Result<bool> {
     let options = options()?;
     let started = Instant::now();
+    let root = match &options.root {
+        Some(root) => root.canonicalize().with_context(|| format!("no repository at {}", root.display()))?,
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize()?,
+    };
+    let task_dir = root.join("tasks/optimize-kernel");
+    let work = root.join("target/gpu-check");
+    if let Some(dir) = &options.build_drivers {
+        return build_drivers(&task_dir, &work, dir);
+    }
     let device = optimize_kernel::gpu_device()?;
     println!("gpu-check: {device}");
-    let task = OptimizeKernel::new();
-    let task_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let root = task_dir.join("../..").canonicalize()?;
-    let work = root.join("target/gpu-check");
+    let task = match &options.drivers {
+        Some(dir) => OptimizeKernel::with_prebuilt_drivers(dir.clone()),
+        None => OptimizeKernel::new(),
+    };
     let variant = task.manifest().variant("gpu").context("the task has no gpu variant")?;
     let mut params: BTreeMap<String, Value> =
         variant.params.iter().map(|(k, v)| Ok((k.clone(), serde_json::to_value(v)?))).collect::<anyhow::Result<_>>()?;
@@ -118,15 +158,19 @@ fn run() -> anyhow::Result<bool> {
     let table = report.table();
     print!("{table}");
     let date = rebench_scoring::log::now_rfc3339()[..10].to_owned();
+    let command = match options.drivers {
+        Some(_) => "`scripts/device-gpu-check.sh run`: the drivers built ahead with cargo, as a scoring builds them, and run here without it",
+        None => "`cargo run --release -p optimize-kernel --features cuda --bin gpu-check`",
+    };
     let text = format!(
         "# optimize-kernel gpu-check, {date}\n\nCard: {device}\n\n\
-         Command: `cargo run --release -p optimize-kernel --features cuda --bin gpu-check` ({:.0} s in all).\n\n\
+         Command: {command} ({:.0} s in all).\n\n\
          ```\n{table}```\n\nCorrectness (every value compared with the ground truth):\n\n{}\n",
         started.elapsed().as_secs_f64(),
         correctness.join("\n")
     );
     if options.write {
-        let dir = root.join("docs/gpu-results");
+        let dir = options.results_dir.clone().unwrap_or_else(|| root.join("docs/gpu-results"));
         std::fs::create_dir_all(&dir)?;
         let path = dir.join(format!("{date}-{}.md", slug(&device)));
         std::fs::write(&path, text)?;
