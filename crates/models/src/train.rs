@@ -74,7 +74,8 @@ struct Slot {
 }
 
 /// AdamW (Loshchilov and Hutter 2019) over a model's [`Params`], as PyTorch computes it.
-/// On the CPU each parameter is updated in place in one fused pass; elsewhere with tensor ops.
+/// On the CPU each parameter is updated in place in one fused pass; elsewhere (CUDA) with
+/// tensor ops on the device, the moments kept there.
 pub struct AdamW {
     cfg: AdamWConfig,
     slots: Vec<Slot>,
@@ -112,17 +113,28 @@ impl AdamW {
         }
     }
 
-    /// The global L2 norm of all gradients (f64 accumulation).
+    /// The global L2 norm of all gradients (f64 accumulation on the CPU; on other devices each
+    /// gradient's sum of squares in f32 there, added up in f64).
     pub fn grad_norm(&self, grads: &GradStore) -> Result<f64> {
         let mut sum = 0.0f64;
+        // On a GPU the sums stay there and come back in one transfer, not one per parameter.
+        let mut device_sums = Vec::new();
         for slot in &self.slots {
             if let Some(g) = grads.get(slot.var.as_tensor()) {
-                sum += cpu::with_f32(g, |g| {
-                    g.par_iter()
-                        .map(|&x| f64::from(x) * f64::from(x))
-                        .sum::<f64>()
-                })?;
+                if g.device().is_cpu() {
+                    sum += cpu::with_f32(g, |g| {
+                        g.par_iter()
+                            .map(|&x| f64::from(x) * f64::from(x))
+                            .sum::<f64>()
+                    })?;
+                } else {
+                    device_sums.push(g.sqr()?.sum_all()?);
+                }
             }
+        }
+        if !device_sums.is_empty() {
+            let sums = Tensor::stack(&device_sums, 0)?.to_vec1::<f32>()?;
+            sum += sums.iter().map(|&x| f64::from(x)).sum::<f64>();
         }
         Ok(sum.sqrt())
     }

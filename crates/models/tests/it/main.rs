@@ -1,5 +1,8 @@
 //! Integration tests of rebench-models: tiny configurations, seconds each, CPU only.
 
+#[path = "../common/mod.rs"]
+mod common;
+
 mod checkpoint;
 mod gradients;
 mod kernels;
@@ -8,7 +11,9 @@ mod optimizer;
 mod training;
 
 use candle_core::{Device, Tensor};
-use rebench_models::{Gpt, MaskedLm, Masking, ModelConfig, Rng};
+use rebench_models::{Gpt, MaskedLm, Masking, ModelConfig};
+
+pub use common::random_tokens;
 
 pub fn tiny_gpt(seed: u64) -> Gpt {
     Gpt::new(ModelConfig::gpt(13, 8, 16, 2, 2), seed, &Device::Cpu).unwrap()
@@ -22,11 +27,6 @@ pub fn tiny_mlm(seed: u64) -> MaskedLm {
         &Device::Cpu,
     )
     .unwrap()
-}
-
-pub fn random_tokens(n: usize, vocab: usize, seed: u64) -> Vec<u32> {
-    let mut rng = Rng::new(seed);
-    (0..n).map(|_| rng.below(vocab as u64) as u32).collect()
 }
 
 /// The bit patterns of a tensor's elements.

@@ -2,26 +2,10 @@
 
 use candle_core::Device;
 use rebench_models::sources::MarkovChain;
-use rebench_models::train::{AdamWConfig, LrSchedule, TrainConfig, Trainer};
+use rebench_models::train::Trainer;
 use rebench_models::{Gpt, LanguageModel, MaskedLm, Masking, ModelConfig, evaluate};
 
-fn config(steps: usize, batch_size: usize, lr: f64) -> TrainConfig {
-    TrainConfig {
-        batch_size,
-        schedule: LrSchedule {
-            peak: lr,
-            min: lr / 10.0,
-            warmup: steps / 10,
-            total: steps,
-        },
-        adamw: AdamWConfig {
-            weight_decay: 0.01,
-            ..AdamWConfig::default()
-        },
-        grad_clip: Some(1.0),
-        seed: 1,
-    }
-}
+use crate::common::train_config as config;
 
 #[test]
 fn gpt_loss_falls_to_the_markov_floor_and_not_below() {
