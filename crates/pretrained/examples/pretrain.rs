@@ -18,6 +18,16 @@ use rebench_pretrained::{PretrainSpec, Split, pretrained};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// CPU seconds this process has used (all threads, user + system): on a loaded machine,
+/// `cpu / threads` estimates the wall time the run would take with the cores to itself.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
 fn main() -> anyhow::Result<()> {
     let mut spec = PretrainSpec::cpu_default();
     let mut name = "cpu-default".to_string();
@@ -66,13 +76,15 @@ fn main() -> anyhow::Result<()> {
         spec.peak_lr,
     );
     let start = Instant::now();
+    let cpu_start = cpu_seconds();
     let p = pretrained(&store, &spec)?;
     let total = start.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_start;
     let e = &p.eval;
     let predictions = (spec.steps * spec.batch_size * cfg.context) as f64;
     println!("asset {} ({})", p.asset.dir.display(), if p.asset.built { "built now" } else { "already present" });
     println!(
-        "total {total:.1} s (corpus, training, evaluation, checkpoint); training {:.1} s = {:.2} steps/s, {:.0} tokens/s, {:.1} GFLOP/s; evaluation {:.1} s",
+        "total {total:.1} s wall, {cpu:.1} s CPU (corpus, training, evaluation, checkpoint); training {:.1} s = {:.2} steps/s, {:.0} tokens/s, {:.1} GFLOP/s; evaluation {:.1} s",
         e.train_seconds,
         spec.steps as f64 / e.train_seconds,
         predictions / e.train_seconds,

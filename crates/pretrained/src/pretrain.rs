@@ -54,7 +54,7 @@ impl PretrainSpec {
         Self {
             model: ModelConfig::gpt(vocab, 64, 128, 3, 4),
             corpus,
-            steps: 1500,
+            steps: 2000,
             batch_size: 16,
             peak_lr: 3e-3,
             warmup: 100,
