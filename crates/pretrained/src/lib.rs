@@ -18,6 +18,11 @@
 //!   `model.safetensors` (the `rebench_models::checkpoint` format), `spec.json`,
 //!   `train_log.csv` (step, loss, lr) and `eval.json` (validation loss, floor, wall seconds).
 //!
+//! [`PretrainSpec::cpu_default`] (a 1.1M-parameter GPT, 2,000 steps of 16 windows of 65 tokens)
+//! reaches a validation loss of about 4.80 nats/token against the floor's 4.37 and a bigram
+//! model's 5.24, in about 2 minutes on 2 free cores (crate README: the run and its command).
+//! The same specification gives byte-identical weights on the same machine and thread count.
+//!
 //! Threads: training runs on rayon's global pool; a binary should call
 //! `rebench_models::cpu::init_threads` first thing in `main` (see its docs for why).
 

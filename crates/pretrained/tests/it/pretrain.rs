@@ -100,3 +100,16 @@ fn a_model_that_does_not_fit_the_corpus_is_refused() {
     let err = format!("{:#}", pretrained(dir.path(), &spec).unwrap_err());
     assert!(err.contains("causal"), "{err}");
 }
+
+#[test]
+fn the_same_spec_trains_to_the_same_weights_in_another_store() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let spec = PretrainSpec { steps: 40, ..PretrainSpec::tiny() };
+    let p = pretrained(a.path(), &spec).unwrap();
+    let q = pretrained(b.path(), &spec).unwrap();
+    assert!(p.asset.built && q.asset.built);
+    let files = |x: &rebench_pretrained::Pretrained| x.asset.manifest.files.clone();
+    assert_eq!(files(&p)["model.safetensors"], files(&q)["model.safetensors"]);
+    assert_eq!(files(&p)["train_log.csv"], files(&q)["train_log.csv"]);
+    assert_eq!(p.validation_loss.to_bits(), q.validation_loss.to_bits());
+}
