@@ -328,27 +328,56 @@ pub fn check(program: &Program, hidden: &[Example]) -> Option<String> {
     })
 }
 
+/// Why a driver gave no line.
+enum Lost {
+    Overlong,
+    Closed,
+    Timeout,
+}
+
+impl Driver {
+    /// The driver's next line, waiting at most `timeout`.
+    fn next(&self, timeout: Duration) -> Result<Vec<String>, Lost> {
+        match self.events.recv_timeout(timeout) {
+            Ok(Event::Line(fields)) => Ok(fields),
+            Ok(Event::Overlong) => Err(Lost::Overlong),
+            Ok(Event::Closed) | Err(mpsc::RecvTimeoutError::Disconnected) => Err(Lost::Closed),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(Lost::Timeout),
+        }
+    }
+
+    /// Ends a driver that gave no line, and says why.
+    fn lost(self, why: Lost, limits: &Limits) -> End {
+        End::Failed(match why {
+            Lost::Closed => self.death(),
+            Lost::Overlong => {
+                self.kill();
+                "the scaffold wrote a line of over 1 MiB".into()
+            }
+            Lost::Timeout => {
+                self.kill();
+                format!(
+                    "the scaffold took more than {:.1} s on this problem (the model's time not counted) and was killed",
+                    limits.scaffold_time.as_secs_f64()
+                )
+            }
+        })
+    }
+}
+
 fn run_one(binary: &Path, cwd: &Path, slot: &mut Option<Driver>, problem: &HiddenProblem, serving: &mut Serving<'_>, limits: &Limits) -> anyhow::Result<End> {
     let start = Instant::now();
     let over = |serving: &Serving<'_>| limits.scaffold_time.saturating_sub(start.elapsed().saturating_sub(serving.model_time));
     if slot.is_none() {
         let d = Driver::start(binary, cwd, limits)?;
         // The driver says `ready` before the first problem: its start-up counts as scaffold time.
-        match d.events.recv_timeout(over(serving)) {
-            Ok(Event::Line(f)) if f.first().map(String::as_str) == Some("ready") => *slot = Some(d),
-            Ok(Event::Line(f)) => {
+        match d.next(over(serving)) {
+            Ok(f) if f.first().map(String::as_str) == Some("ready") => *slot = Some(d),
+            Ok(f) => {
                 d.kill();
                 return Ok(End::Failed(format!("the driver did not start properly (it said {f:?})")));
             }
-            Ok(Event::Overlong) => {
-                d.kill();
-                return Ok(End::Failed("the scaffold wrote a line of over 1 MiB".into()));
-            }
-            Ok(Event::Closed) | Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(End::Failed(d.death())),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                d.kill();
-                return Ok(End::Failed(format!("the driver did not start within {:.1} s", limits.scaffold_time.as_secs_f64())));
-            }
+            Err(why) => return Ok(d.lost(why, limits)),
         }
     }
     let mut d = slot.take().expect("started above");
@@ -358,43 +387,27 @@ fn run_one(binary: &Path, cwd: &Path, slot: &mut Option<Driver>, problem: &Hidde
         return Ok(End::Failed(d.death()));
     }
     loop {
-        match d.events.recv_timeout(over(serving)) {
-            Ok(Event::Line(f)) => match f.first().map(String::as_str) {
-                Some("sample") => {
-                    let reply = serving.sample(&f);
-                    if !d.send(&reply.join("\n")) {
-                        return Ok(End::Failed(d.death()));
-                    }
+        let f = match d.next(over(serving)) {
+            Ok(f) => f,
+            Err(why) => return Ok(d.lost(why, limits)),
+        };
+        let end = match f.first().map(String::as_str) {
+            Some("sample") => {
+                let reply = serving.sample(&f);
+                if !d.send(&reply.join("\n")) {
+                    return Ok(End::Failed(d.death()));
                 }
-                Some("answer") => {
-                    *slot = Some(d);
-                    return Ok(End::Answer(f.get(1).cloned().unwrap_or_default()));
-                }
-                Some("none") => {
-                    *slot = Some(d);
-                    return Ok(End::Nothing);
-                }
-                Some("panic") => {
-                    *slot = Some(d);
-                    return Ok(End::Failed(format!("the scaffold panicked: {}", f.get(1).map_or("", String::as_str))));
-                }
-                _ => {
-                    d.kill();
-                    return Ok(End::Failed(format!("the driver sent an unknown message: {:?}", f.join(" "))));
-                }
-            },
-            Ok(Event::Overlong) => {
-                d.kill();
-                return Ok(End::Failed("the scaffold wrote a line of over 1 MiB".into()));
+                continue;
             }
-            Ok(Event::Closed) | Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(End::Failed(d.death())),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
+            Some("answer") => End::Answer(f.get(1).cloned().unwrap_or_default()),
+            Some("none") => End::Nothing,
+            Some("panic") => End::Failed(format!("the scaffold panicked: {}", f.get(1).map_or("", String::as_str))),
+            _ => {
                 d.kill();
-                return Ok(End::Failed(format!(
-                    "the scaffold took more than {:.1} s on this problem (the model's time not counted) and was killed",
-                    limits.scaffold_time.as_secs_f64()
-                )));
+                return Ok(End::Failed(format!("the driver sent an unknown message: {:?}", f.join(" "))));
             }
-        }
+        };
+        *slot = Some(d);
+        return Ok(end);
     }
 }

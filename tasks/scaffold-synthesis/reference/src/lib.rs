@@ -1,7 +1,7 @@
 //! The reference scaffold: sample several candidates at temperature, run them on the visible
 //! examples, repair the near misses with a second prompt, and vote among the survivors.
 //!
-//! 1. One greedy sample and several at temperature 1.
+//! 1. One greedy sample and several at temperature 0.7.
 //! 2. Every candidate that parses is run on the visible examples. Those that pass them all
 //!    survive. If none does, the near misses (most examples right, then most likely) go back
 //!    to the model in a repair prompt, which shows the wrong attempt.
@@ -86,14 +86,14 @@ pub fn solve(problem: &Problem, model: &mut dyn Model) -> Option<Program> {
     let examples = &problem.examples;
     let mut search = Search { examples, candidates: HashMap::new() };
     search.draw(model, Prompt::new(examples), 1, 0.0);
-    search.draw(model, Prompt::new(examples), 7, 1.0);
+    search.draw(model, Prompt::new(examples), 7, 0.7);
     if search.survivors().is_empty() {
         let attempts: Vec<String> = search.near_misses().iter().take(2).map(|c| c.program.to_string()).collect();
         for attempt in attempts {
             search.draw(model, Prompt::repair(examples, &attempt), 2, 0.7);
         }
     }
-    while search.draw(model, Prompt::new(examples), 4, 1.0) {}
+    while search.draw(model, Prompt::new(examples), 4, 0.8) {}
 
     let survivors = search.survivors();
     if survivors.is_empty() {
