@@ -217,7 +217,12 @@ fn train(spec: &PretrainSpec, corpus: &Corpus, b: &rebench_assets::Builder) -> a
         train_seconds,
         eval_seconds,
     };
-    model.save(&b.dir().join("model.safetensors"))?;
+    let checkpoint = b.dir().join("model.safetensors");
+    model.save(&checkpoint)?;
+    // safetensors creates it owner-only; it is as public as the other files (a task may copy it
+    // into an agent's workdir).
+    #[cfg(unix)]
+    fs::set_permissions(&checkpoint, std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
     fs::write(b.dir().join("spec.json"), serde_json::to_vec_pretty(spec)?)?;
     fs::write(b.dir().join("train_log.csv"), log)?;
     fs::write(b.dir().join("eval.json"), serde_json::to_vec_pretty(&record)?)?;

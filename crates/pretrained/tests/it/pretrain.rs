@@ -101,8 +101,10 @@ fn a_model_that_does_not_fit_the_corpus_is_refused() {
     assert!(err.contains("causal"), "{err}");
 }
 
+/// Seeds reach everything (weights, batch order). Only at this size: the models crate's parallel
+/// reductions add more than two partial sums in a schedule-dependent order on larger tensors.
 #[test]
-fn the_same_spec_trains_to_the_same_weights_in_another_store() {
+fn the_same_tiny_spec_trains_to_the_same_weights_in_another_store() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let spec = PretrainSpec { steps: 40, ..PretrainSpec::tiny() };
     let p = pretrained(a.path(), &spec).unwrap();
