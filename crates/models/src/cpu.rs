@@ -1,5 +1,6 @@
-//! Direct access to the f32 data of CPU tensors (for the optimizer and the fused kernels), and the
-//! CPU thread setup.
+//! Direct access to the f32 data of CPU tensors (for the optimizer and the fused kernels), sums of
+//! parallel partials in a fixed order (so training is reproducible bit for bit), and the CPU
+//! thread setup.
 
 use candle_core::{CpuStorage, Layout, Storage, Tensor};
 
@@ -70,4 +71,11 @@ pub unsafe fn init_threads(threads: usize) -> Result<()> {
         .num_threads(threads)
         .build_global()
         .map_err(|e| crate::Error::Config(format!("rayon's global pool: {e}")))
+}
+
+/// The sum of per-chunk partial sums, added in chunk order: rayon's `sum` adds them in whatever
+/// order work-stealing finished them, so the last bits of a loss or a gradient norm (and, through
+/// clipping, the weights) would change from run to run.
+pub fn ordered_sum(partials: impl rayon::iter::IndexedParallelIterator<Item = f64>) -> f64 {
+    partials.collect::<Vec<f64>>().into_iter().sum()
 }

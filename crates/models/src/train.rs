@@ -122,10 +122,10 @@ impl AdamW {
         for slot in &self.slots {
             if let Some(g) = grads.get(slot.var.as_tensor()) {
                 if g.device().is_cpu() {
+                    // Fixed chunks added in order: the norm, hence the clipping, is the same
+                    // on every run and thread count.
                     sum += cpu::with_f32(g, |g| {
-                        g.par_iter()
-                            .map(|&x| f64::from(x) * f64::from(x))
-                            .sum::<f64>()
+                        cpu::ordered_sum(g.par_chunks(1 << 14).map(|c| c.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>()))
                     })?;
                 } else {
                     device_sums.push(g.sqr()?.sum_all()?);

@@ -162,18 +162,26 @@ multiversion! {
 
 /// Column sums of an `[n, m]` row-major matrix, rows split across tasks.
 fn column_sums(g: &[f32], m: usize) -> Vec<f32> {
-    g.par_chunks(m * 64)
+    let partials: Vec<Vec<f32>> = g
+        .par_chunks(m * 64)
         .map(|rows| {
             let mut acc = vec![0f32; m];
             add_rows(&mut acc, rows);
             acc
         })
-        .reduce(|| vec![0f32; m], add_into)
+        .collect();
+    sum_in_order(partials, m)
 }
 
-fn add_into(mut a: Vec<f32>, b: Vec<f32>) -> Vec<f32> {
-    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-    a
+/// The element-wise sum of per-chunk partial sums, added in chunk order. rayon's `reduce`
+/// combines partials in whatever order work-stealing finished them, which made two trainings
+/// of one model differ in the last bits; a fixed order makes weights a function of the inputs
+/// alone (on any machine with the same chunking, i.e. any thread count).
+fn sum_in_order(partials: Vec<Vec<f32>>, m: usize) -> Vec<f32> {
+    partials.into_iter().fold(vec![0f32; m], |mut acc, part| {
+        acc.iter_mut().zip(&part).for_each(|(a, p)| *a += p);
+        acc
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -211,7 +219,8 @@ pub(super) fn ln_backward(
 ) -> (Vec<f32>, Vec<f32>) {
     let c = w.len();
     let chunk = c * ROWS;
-    dx.par_chunks_mut(chunk)
+    let (dw, db): (Vec<Vec<f32>>, Vec<Vec<f32>>) = dx
+        .par_chunks_mut(chunk)
         .enumerate()
         .map(|(ci, dx)| {
             let at = ci * chunk;
@@ -223,10 +232,8 @@ pub(super) fn ln_backward(
             ln_backward_rows((x, g, res), w, stats, dx, (&mut dw, &mut db));
             (dw, db)
         })
-        .reduce(
-            || (vec![0f32; c], vec![0f32; c]),
-            |(a, b), (c, d)| (add_into(a, c), add_into(b, d)),
-        )
+        .unzip();
+    (sum_in_order(dw, c), sum_in_order(db, c))
 }
 
 /// The sum of `f(i)` for `i` in `0..n`, in 8 interleaved partial sums so that it vectorizes
@@ -952,7 +959,7 @@ fn targets_of<'a>(
 
 /// Turns rows of logits into softmax probabilities in place; returns the summed loss.
 fn softmax_cross_entropy(logits: &mut [f32], targets: &[u32], v: usize) -> f64 {
-    logits
+    let rows = logits
         .par_chunks_mut(v * ROWS)
         .zip(targets.par_chunks(ROWS))
         .map(|(p, t)| {
@@ -966,8 +973,8 @@ fn softmax_cross_entropy(logits: &mut [f32], targets: &[u32], v: usize) -> f64 {
                 loss += f64::from(sum.ln() + max - target);
             }
             loss
-        })
-        .sum()
+        });
+    crate::cpu::ordered_sum(rows)
 }
 
 /// Turns probabilities into the gradient of `scale · Σ loss` with respect to the logits.

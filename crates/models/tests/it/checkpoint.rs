@@ -121,3 +121,29 @@ fn same_seed_same_weights_whatever_the_thread_count() {
     assert!((std - 0.02).abs() < 0.003, "{std}");
     let _ = Rng::new(0);
 }
+
+/// Training is a function of its inputs, bit for bit, whatever the thread count: parallel
+/// partial sums (bias and layer-norm gradients, the loss, the gradient norm) are added in a fixed
+/// order. The model is big enough for those sums to span many chunks.
+#[test]
+fn same_training_same_weights_whatever_the_thread_count() {
+    let train = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let model = Gpt::new(rebench_models::ModelConfig::gpt(64, 32, 96, 2, 4), 3, &Device::Cpu).unwrap();
+            let cfg = TrainConfig {
+                batch_size: 48,
+                schedule: LrSchedule { peak: 1e-2, min: 1e-3, warmup: 1, total: 4 },
+                adamw: AdamWConfig::default(),
+                grad_clip: Some(0.5),
+                seed: 0,
+            };
+            let mut source = MarkovChain::new(64, 3, 1);
+            let losses: Vec<u32> = Trainer::new(&model, cfg).run(&model, &mut source, 4, |_| {}).unwrap().iter().map(|s| s.loss.to_bits()).collect();
+            (losses, all_bits(&model))
+        })
+    };
+    let one = train(1);
+    assert_eq!(one, train(3), "1 thread and 3 threads");
+    assert_eq!(train(3), train(3), "two runs on 3 threads");
+}
