@@ -186,7 +186,10 @@ impl ScaffoldSynthesis {
         let build = BuildPlan {
             scratch: request.env.scratch.join(label),
             solution: solution.to_owned(),
-            target_dir: request.env.target_dir.clone(),
+            // A target directory of its own: the driver shares no dependency with other tasks'
+            // drivers (it builds in seconds), so sharing theirs would only make it wait on
+            // their builds' lock.
+            target_dir: request.env.target_dir.join("scaffold-synthesis"),
             timeout: self.manifest.scoring.timeout,
         };
         let binary = match phases.time("build", || driver::build(&build, DRIVER))? {
