@@ -304,8 +304,12 @@ impl Task for ScaffoldSynthesis {
         let plan = self.plan(request)?;
         let outcome = self.measure(request, &request.solution, "solution", &engine, &plan, &mut phases)?;
         let calibration = if request.calibrate && outcome.is_valid() {
-            // The same problems (the seed), the same model (its asset key), the same limits.
-            let key = format!("{}|{}|{}|{:?}", request.seed, asset.manifest.key, fsutil::hash_bytes(DRIVER_MAIN.as_bytes()), plan.limits);
+            // The same problems (the seed), the same weights, the same limits. The weights' own
+            // hash, not the asset's key: training the same spec again gives other weights (the
+            // CPU kernels' parallel sums are not ordered), so a retrained store must not reuse
+            // the old calibration.
+            let weights = asset.manifest.files.get("model.safetensors").map_or("", |f| f.sha256.as_str());
+            let key = format!("{}|{weights}|{}|{:?}", request.seed, fsutil::hash_bytes(DRIVER_MAIN.as_bytes()), plan.limits);
             let mut own = Phases::default();
             let calibration = task::calibrate_live(request, &key, |dir, which| {
                 self.measure(request, dir, &format!("own-{}", which.name()), &engine, &plan, &mut own)
