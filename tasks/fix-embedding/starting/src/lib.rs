@@ -70,6 +70,9 @@ impl Config {
 pub struct Gpt {
     pub config: Config,
     pub params: Vec<(String, Var)>,
+    /// When set, the forward pass reads the parameters as constants: no gradient is computed
+    /// for them (training something else through a fixed model is cheaper).
+    pub frozen: bool,
 }
 
 impl Gpt {
@@ -79,7 +82,8 @@ impl Gpt {
     }
 
     fn t(&self, name: &str) -> anyhow::Result<Tensor> {
-        Ok(self.get(name)?.as_tensor().clone())
+        let t = self.get(name)?.as_tensor();
+        Ok(if self.frozen { t.detach() } else { t.clone() })
     }
 
     /// Reads a checkpoint (see the module docs).
@@ -97,7 +101,7 @@ impl Gpt {
             let values: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
             params.push((name, Var::from_tensor(&Tensor::from_vec(values, shape, device)?)?));
         }
-        Ok(Gpt { config, params })
+        Ok(Gpt { config, params, frozen: false })
     }
 
     /// Writes a checkpoint that [`Gpt::load`] and the scorer read.
