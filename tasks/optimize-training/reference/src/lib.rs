@@ -1,0 +1,72 @@
+//! A finetuning pipeline for a small GPT: tokenizes the data, trains with AdamW under a
+//! learning-rate schedule, and writes the finetuned weights.
+//!
+//! `run` is the whole command: `src/main.rs` calls it with the command line, and so does the
+//! scorer. It reads `--data` (JSON Lines), `--config` (TOML, see `config.rs`), `--model` (the
+//! pretrained checkpoint), `--vocab` (one word per line) and writes `<out>/model.safetensors`.
+//!
+//! The same computation as the starting pipeline, without its waste: the data is parsed and
+//! tokenized once, in memory; no checkpoint is written but the last; the evaluation pass and
+//! the intermediate export format are gone; attention runs all heads at once; AdamW updates
+//! plain slices in place.
+
+pub mod attention;
+pub mod checkpoint;
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod fastdata;
+pub mod fastoptim;
+pub mod model;
+pub mod optim;
+pub mod rng;
+
+use anyhow::{Context, ensure};
+use candle_core::Device;
+
+use crate::checkpoint::Checkpoint;
+use crate::cli::Args;
+use crate::config::Config;
+use crate::fastoptim::AdamW;
+use crate::model::Gpt;
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let args = Args::parse(args)?;
+    let config_text = std::fs::read_to_string(&args.config).with_context(|| format!("cannot read {}", args.config.display()))?;
+    let config = Config::parse(&config_text).with_context(|| format!("config {}", args.config.display()))?;
+    let jsonl = std::fs::read_to_string(&args.data).with_context(|| format!("cannot read {}", args.data.display()))?;
+    let vocab = data::load_vocab(&args.vocab)?;
+    let pretrained = Checkpoint::load(&args.model)?;
+    let trained = finetune(&config, &jsonl, &pretrained, &vocab)?;
+    std::fs::create_dir_all(&args.out)?;
+    trained.save(&args.out.join("model.safetensors"))
+}
+
+/// The finetuned weights, all in memory.
+pub fn finetune(config: &Config, jsonl: &str, pretrained: &Checkpoint, vocab: &[String]) -> anyhow::Result<Checkpoint> {
+    ensure!(vocab.len() == pretrained.config.vocab, "the vocabulary has {} words, the model {}", vocab.len(), pretrained.config.vocab);
+    ensure!(config.data.seq_len <= pretrained.config.context, "data.seq_len exceeds the model's context");
+    let device = Device::Cpu;
+    let seq_len = config.data.seq_len;
+    let stream = fastdata::tokenize_jsonl(jsonl, vocab, config.data.min_doc_tokens)?;
+    let n_samples = stream.len() / (seq_len + 1);
+    let batch_size = config.train.batch_size;
+    let steps_per_epoch = n_samples / batch_size;
+    let total = config.train.epochs * steps_per_epoch;
+    ensure!(total > 0, "{n_samples} samples make no batch of {batch_size}");
+
+    let model = Gpt::from_checkpoint(pretrained, &device)?;
+    let mut optimizer = AdamW::new(&model.vars, config.optimizer.clone());
+    let mut step = 0;
+    for epoch in 0..config.train.epochs {
+        let order = rng::epoch_order(n_samples, config.data.shuffle, config.data.shuffle_seed, epoch);
+        for s in 0..steps_per_epoch {
+            let (inputs, targets) = fastdata::batch(&stream, seq_len, &order[s * batch_size..(s + 1) * batch_size], &device)?;
+            let grads = optimizer.gradients(&model.loss(&inputs, &targets)?.backward()?)?;
+            let scale = optimizer.clip_scale(&grads);
+            optimizer.step(&grads, config.lr_at(step, total), scale)?;
+            step += 1;
+        }
+    }
+    model.to_checkpoint()
+}
