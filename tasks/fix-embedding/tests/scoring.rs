@@ -154,7 +154,9 @@ fn starting_scores_0_and_the_reference_repair_about_1() {
         let scored = task.score(&request(&p.env, &solution, true)).unwrap();
         let raw = scored.outcome.raw().unwrap_or_else(|| panic!("{}: {:?}", which.name(), scored.outcome));
         let calibration = scored.calibration.expect("a live calibration");
-        let normalized = calibration.normalize(task.manifest().metric.transform, raw).unwrap();
+        let normalized = calibration
+            .normalize(task.manifest().metric.transform, raw)
+            .unwrap_or_else(|| panic!("{}: raw {raw} cannot be normalized by {calibration:?}", which.name()));
         let expected = if which == Solution::Starting { 0.0 } else { 1.0 };
         assert!((normalized - expected).abs() <= task.manifest().scoring.tolerance, "{}: normalized {normalized} (raw {raw})", which.name());
         raws.push(raw);
