@@ -32,7 +32,7 @@ pub fn default_config(context: usize) -> Config {
         optimizer: OptimizerConfig { lr: 6e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1, grad_clip: 1.0 },
         schedule: ScheduleConfig { kind: ScheduleKind::Cosine, warmup_steps: 8, min_lr_ratio: 0.1 },
         train: TrainConfig { epochs: 2, batch_size: 16, micro_batch_size: 2 },
-        eval: EvalConfig { every_epoch: true },
+        eval: EvalConfig { every_epoch: true, interval_steps: 2, batch_size: 2 },
         checkpoint: CheckpointConfig { save_every: 1 },
     }
 }
@@ -76,7 +76,7 @@ pub fn sample_options(seed: u64, context: usize) -> Config {
             min_lr_ratio: pick_f(pick(3), &[0.0, 0.3, 0.5]),
         },
         train: TrainConfig { epochs: [1, 3][pick(2)], batch_size: [4, 6, 8, 12][pick(4)], micro_batch_size: [1, 2, 3, 4][pick(4)] },
-        eval: EvalConfig { every_epoch: pick(2) == 0 },
+        eval: EvalConfig { every_epoch: pick(2) == 0, interval_steps: [0, 5][pick(2)], batch_size: [2, 8][pick(2)] },
         checkpoint: CheckpointConfig { save_every: [0, 3, 7][pick(3)] },
     }
 }

@@ -78,6 +78,10 @@ pub struct TrainConfig {
 pub struct EvalConfig {
     /// Evaluate the loss over the training samples after every epoch (reported, not used).
     pub every_epoch: bool,
+    /// Also evaluate it every this many steps (0: never).
+    pub interval_steps: usize,
+    /// Samples per evaluation batch.
+    pub batch_size: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
@@ -98,6 +102,7 @@ impl Config {
         anyhow::ensure!(self.data.seq_len >= 1, "data.seq_len must be at least 1");
         anyhow::ensure!(self.train.batch_size >= 1, "train.batch_size must be at least 1");
         anyhow::ensure!(self.train.micro_batch_size >= 1, "train.micro_batch_size must be at least 1");
+        anyhow::ensure!(self.eval.batch_size >= 1, "eval.batch_size must be at least 1");
         anyhow::ensure!(self.optimizer.lr.is_finite() && self.optimizer.lr >= 0.0, "optimizer.lr must be a non-negative number");
         anyhow::ensure!((0.0..1.0).contains(&self.optimizer.beta1), "optimizer.beta1 must be in [0, 1)");
         anyhow::ensure!((0.0..1.0).contains(&self.optimizer.beta2), "optimizer.beta2 must be in [0, 1)");

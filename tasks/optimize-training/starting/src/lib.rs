@@ -73,8 +73,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
                         for (_, var) in &model.vars {
                             if let Some(g) = micro_grads.get(var.as_tensor()) {
                                 let sum = match acc.get(var.as_tensor()) {
-                                    Some(a) => (a + g)?,
-                                    None => g.clone(),
+                                    Some(a) => (a.detach() + g.detach())?,
+                                    None => g.detach(),
                                 };
                                 acc.insert(var.as_tensor(), sum);
                             }
@@ -89,12 +89,16 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
             optimizer.step(&grads, lr, scale)?;
             eprintln!("epoch {epoch} step {step} loss {batch_loss:.4} lr {lr:.3e}");
             step += 1;
+            if config.eval.interval_steps > 0 && step % config.eval.interval_steps == 0 {
+                let loss = evaluate(&model, &samples, config.eval.batch_size, &device)?;
+                eprintln!("step {step}: loss over the training samples {loss:.4}");
+            }
             if config.checkpoint.save_every > 0 && step % config.checkpoint.save_every == 0 {
                 save_checkpoint(&model, &work.join("checkpoints"), step)?;
             }
         }
         if config.eval.every_epoch {
-            let loss = evaluate(&model, &samples, batch_size, &device)?;
+            let loss = evaluate(&model, &samples, config.eval.batch_size, &device)?;
             eprintln!("epoch {epoch}: loss over the training samples {loss:.4}");
         }
     }

@@ -51,7 +51,9 @@ impl AdamW {
         let bc2 = 1.0 - c.beta2.powi(self.step);
         for (var, decay, moments) in &mut self.slots {
             let Some(g) = grads.get(var.as_tensor()) else { continue };
-            let g = (g * grad_scale)?;
+            // Detached: a gradient carries the graph of the step that made it, which the
+            // moments would otherwise keep alive from step to step.
+            let g = (g.detach() * grad_scale)?;
             let (m, v) = match moments.take() {
                 Some(mv) => mv,
                 None => (g.zeros_like()?, g.zeros_like()?),
