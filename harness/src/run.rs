@@ -386,7 +386,7 @@ pub fn run_trial(
                         workdir: &workdir,
                         params: &params,
                         read_only: Vec::new(),
-                        target_dir: None,
+                        build_dir: None,
                         limit: remaining,
                         isolation: &env.isolation,
                     };

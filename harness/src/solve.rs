@@ -40,8 +40,14 @@ pub struct SolveRun<'a> {
     pub params: &'a BTreeMap<String, Value>,
     /// Paths the command may read besides the workdir (what `data/` links to).
     pub read_only: Vec<PathBuf>,
-    /// `CARGO_TARGET_DIR` when not the workdir's own `target/` (bound read-write).
-    pub target_dir: Option<PathBuf>,
+    /// A cargo build directory shared with other solutions (`CARGO_BUILD_BUILD_DIR`, bound
+    /// read-write), so their common dependencies are built once. Final artifacts stay in the
+    /// workdir's own `target/`, so two solves (whose packages are both `solution`) never write
+    /// the same `target/release/solve`. Sharing intermediate artifacts is safe because a solved
+    /// solution is always a fresh copy, newer than anything built before: cargo rebuilds it
+    /// (cargo keys a workspace's own package by its path relative to the workspace, so two
+    /// solutions share keys, and only the sources' mtimes tell their builds apart).
+    pub build_dir: Option<PathBuf>,
     /// At most this long; the solve's own timeout applies too.
     pub limit: Duration,
     pub isolation: &'a Isolation,
@@ -69,10 +75,10 @@ pub fn execute(run: &SolveRun) -> anyhow::Result<Result<Duration, String>> {
         env.push((param_var(key), text));
     }
     let mut read_write = Vec::new();
-    if let Some(target) = &run.target_dir {
-        std::fs::create_dir_all(target).with_context(|| format!("cannot create {}", target.display()))?;
-        env.push(("CARGO_TARGET_DIR".to_owned(), target.display().to_string()));
-        read_write.push(target.clone());
+    if let Some(build) = &run.build_dir {
+        std::fs::create_dir_all(build).with_context(|| format!("cannot create {}", build.display()))?;
+        env.push(("CARGO_BUILD_BUILD_DIR".to_owned(), build.display().to_string()));
+        read_write.push(build.clone());
     }
     let spec = SandboxSpec {
         workdir: run.workdir.to_owned(),
@@ -179,7 +185,7 @@ pub fn solved_named(
         workdir: &root,
         params,
         read_only: vec![public],
-        target_dir: Some(ws.solutions_target_dir()),
+        build_dir: Some(ws.solutions_target_dir()),
         limit: solve.timeout,
         isolation: &isolation,
     };

@@ -93,3 +93,31 @@ fn an_agents_workdir_is_scored_as_left_without_solving() {
     assert!(result.entry.message.contains("no out.txt"), "{}", result.entry.message);
     assert!(!workdir.join("solution/out.txt").exists(), "no agent code ran at scoring");
 }
+
+/// The starting and reference solutions are both the package `solution` with a `solve` binary,
+/// built by cargo in the sandbox, offline, with a build directory they share: each runs its own
+/// binary, also when one is solved again after the other was built.
+#[test]
+fn two_solutions_of_one_package_name_each_run_their_own_solve() {
+    let f = Fixture::new();
+    f.task("alpha", &with_solve("alpha", "cargo run --quiet --offline --bin solve > out.txt", "120s"));
+    let task = tasks::find(&f.ws, "alpha").unwrap();
+    for (dir, which) in [("starting", "starting"), ("reference", "reference")] {
+        let bin = task.dir.join(dir).join("src/bin/solve.rs");
+        std::fs::create_dir_all(bin.parent().unwrap()).unwrap();
+        std::fs::write(bin, format!("fn main() {{ println!(\"made by the {which} solution\"); }}\n")).unwrap();
+    }
+    let bin = f.scorer("artifact", &scores_artifact());
+    let made = |which: Solution| {
+        let result = score(&f.ws, &task, "cpu", &Target::Named(which), &ScoreOptions::default(), &bin).unwrap();
+        assert!(!result.entry.message.contains("solve step failed"), "{}", result.entry.message);
+        let out = f.ws.materialized("alpha", &format!("{}-cpu-solved", which.name())).join("solution/out.txt");
+        std::fs::read_to_string(out).unwrap()
+    };
+    assert_eq!(made(Solution::Starting), "made by the starting solution\n");
+    assert_eq!(made(Solution::Reference), "made by the reference solution\n");
+    // The starting solution changes after the reference was built: it is solved again, with
+    // its own binary.
+    std::fs::write(task.dir.join("starting/src/lib.rs"), "// changed\n").unwrap();
+    assert_eq!(made(Solution::Starting), "made by the starting solution\n");
+}
