@@ -57,10 +57,12 @@ pub fn build(plan: &Plan) -> anyhow::Result<Result<PathBuf, String>> {
 /// Builds the driver against the model crate in `model_dir` (made by [`compile_model`]).
 pub fn build_driver(plan: &Plan, model_dir: &Path) -> anyhow::Result<Result<PathBuf, String>> {
     let driver = plan.scratch.join("driver");
+    let model_manifest: toml::Table = toml::from_str(&std::fs::read_to_string(model_dir.join("Cargo.toml"))?)?;
+    let package = model_manifest["package"]["name"].as_str().context("the model crate's name")?.to_owned();
     let name = format!("rebench-restricted-driver-{}", &fsutil::hash_bytes(plan.scratch.to_string_lossy().as_bytes())[..12]);
     let manifest = format!(
         "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\nbuild = false\n\n\
-         [dependencies]\nrebench-restricted-model = {{ path = {} }}\nrestricted = {{ path = {}, features = [\"training\"] }}\n\n\
+         [dependencies]\nrebench-restricted-model = {{ package = \"{package}\", path = {} }}\nrestricted = {{ path = {}, features = [\"training\"] }}\n\n\
          [workspace]\n\n{PROFILE}",
         toml_str(model_dir),
         toml_str(&plan.restricted),
@@ -102,10 +104,17 @@ pub fn gate(plan: &Plan) -> anyhow::Result<Result<PathBuf, String>> {
 /// Builds `source` as the model crate, alone (the compile half of [`gate`], without the scan).
 pub fn compile_model(plan: &Plan, source: &str) -> anyhow::Result<Result<PathBuf, String>> {
     let model_dir = plan.scratch.join("model");
+    // A package name of its own per scratch directory and source. Cargo names a workspace
+    // root's fingerprint by its name and its path *relative to the workspace* (empty here), so
+    // two model crates of one name would share one fingerprint: a module written before
+    // another build finished would be taken as already built, and a driver could link the
+    // other module. The library keeps one name, which the driver imports.
+    let key = format!("{}\0{source}", plan.scratch.display());
+    let package = format!("rebench-restricted-model-{}", &fsutil::hash_bytes(key.as_bytes())[..16]);
     let manifest = format!(
-        "[package]\nname = \"rebench-restricted-model\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\
+        "[package]\nname = \"{package}\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\
          build = false\nautobins = false\nautoexamples = false\nautotests = false\nautobenches = false\n\n\
-         [lib]\npath = \"src/lib.rs\"\n\n[dependencies]\nrestricted = {{ path = {} }}\n\n[workspace]\n\n{PROFILE}",
+         [lib]\nname = \"rebench_restricted_model\"\npath = \"src/lib.rs\"\n\n[dependencies]\nrestricted = {{ path = {} }}\n\n[workspace]\n\n{PROFILE}",
         toml_str(&plan.restricted)
     );
     write(&model_dir.join("Cargo.toml"), &manifest)?;

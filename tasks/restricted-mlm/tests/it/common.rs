@@ -36,8 +36,8 @@ pub fn plan(root: &Path, solution: &Path) -> Plan {
     }
 }
 
-/// The starting model with `body` in place of its `hidden` body's layer loop line, for fixtures
-/// that differ from an allowed model by one line.
+/// The starting model with its first `find` replaced by `replace`: fixtures that differ from an
+/// allowed model by a line or two.
 pub fn starting_with(find: &str, replace: &str) -> String {
     let src = include_str!("../../starting/src/model.rs");
     assert!(src.contains(find), "the starting model has no `{find}`");

@@ -10,7 +10,7 @@ fn main() -> std::process::ExitCode {
     if let Err(err) = restricted::init_threads(threads) {
         eprintln!("{err}");
     }
-    let settings = Settings { steps: 400, batch: 32, peak_lr: 3e-3, warmup: 20, weight_decay: 0.01, seed: 1 };
+    let settings = Settings { steps: solution::model::TRAIN_STEPS, batch: 32, peak_lr: 3e-3, warmup: 20, weight_decay: 0.01, seed: 1 };
     match train(&settings, Path::new("../data"), Path::new("out/model.safetensors")) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
