@@ -16,7 +16,7 @@ use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use solution::{Batches, Gpt, lr_at, read_shard};
 
 /// Adapter training steps, windows per step and peak learning rate.
-const ADAPTER_STEPS: usize = 100;
+const ADAPTER_STEPS: usize = 60;
 const BATCH: usize = 16;
 const ADAPTER_LR: f64 = 1e-2;
 
