@@ -104,6 +104,19 @@ pub fn split_loss(checkpoint: &Path, corpus: &Corpus, split: Split, tokens: usiz
     Ok(evaluate(&model, &all[..n], EVAL_BATCH, EVAL_SEED)?.loss)
 }
 
+/// The exact entropy floor of the predictions [`split_loss`] scores: the mean surprise, given
+/// every earlier token of the split, of the tokens the evaluation's windows predict (positions
+/// `1..=m·context` of the first `tokens` tokens, `m` the number of whole windows).
+pub fn split_floor(corpus: &Corpus, split: Split, tokens: usize, context: usize) -> anyhow::Result<f64> {
+    let all = corpus.tokens(split)?;
+    let n = tokens.min(all.len());
+    ensure!(n > context, "{n} held-out tokens do not fill one window of {}", context + 1);
+    let windows = (n - context - 1) / context + 1;
+    let surprise = corpus.language().surprise(&all[..n])?;
+    let predicted = &surprise[1..=windows * context];
+    Ok(predicted.iter().map(|&s| f64::from(s)).sum::<f64>() / predicted.len() as f64)
+}
+
 /// Writes `from` with the rows of its `wte` tensor permuted by `perm` to `to`; every other
 /// tensor and the metadata unchanged.
 pub fn corrupt(from: &Path, to: &Path, perm: &[u32]) -> anyhow::Result<()> {
@@ -226,7 +239,7 @@ impl FixEmbedding {
         let losses = json!({
             "split": "test",
             "tokens": sizes.eval_tokens,
-            "floor": corpus.floor(Split::Test),
+            "floor": split_floor(corpus, Split::Test, sizes.eval_tokens, sizes.large.model.context)?,
             "clean": split_loss(&protected.join(CLEAN_MODEL), corpus, Split::Test, sizes.eval_tokens)?,
             "corrupted": split_loss(&public.join(LARGE_MODEL), corpus, Split::Test, sizes.eval_tokens)?,
             "small": split_loss(&public.join(SMALL_MODEL), corpus, Split::Test, sizes.eval_tokens)?,
@@ -246,7 +259,7 @@ impl FixEmbedding {
         let corpus = rebench_pretrained::synthetic_corpus(&request.env.assets, &sizes.large.corpus)?;
         let loss = phases.time("evaluate", || split_loss(&normalized, &corpus, Split::Test, sizes.eval_tokens))?;
         let _ = fs::remove_file(&normalized);
-        let floor = corpus.floor(Split::Test);
+        let floor = split_floor(&corpus, Split::Test, sizes.eval_tokens, config.context)?;
         if !loss.is_finite() {
             return Ok(Outcome::invalid(format!("the model's held-out loss is not finite ({loss})"), json!({"phase": "evaluate"})));
         }
