@@ -20,10 +20,11 @@
 //! agent's workdir receives and `protected/` that it never does: held-out splits belong there);
 //! the harness's home is `$REBENCH_HOME` or the user's data directory (`harness/src/workspace.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -222,6 +223,7 @@ impl Store {
             .prefix(&format!("{prefix}{}-", std::process::id()))
             .tempdir_in(&self.root)
             .with_context(|| format!("cannot create a temporary directory in {}", self.root.display()))?;
+        let _building = Building::mark(tmp.path());
         let builder = Builder { dir: tmp.path().to_owned(), label: spec.name.clone() };
         build(&builder).with_context(|| format!("building asset {}", spec.dir_name()))?;
         let manifest = write_manifest(tmp.path(), spec)?;
@@ -259,24 +261,47 @@ fn check_name(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Removes temporary directories of earlier builds of this asset whose process has ended.
+/// The temporary directories this process is building in now: another thread's build of the
+/// same asset must not take them for leftovers (they carry this process's id too).
+static BUILDING: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+
+/// Marks a temporary directory as in use by this process until dropped.
+struct Building(PathBuf);
+
+impl Building {
+    fn mark(dir: &Path) -> Building {
+        BUILDING.lock().unwrap_or_else(|e| e.into_inner()).insert(dir.to_owned());
+        Building(dir.to_owned())
+    }
+}
+
+impl Drop for Building {
+    fn drop(&mut self) {
+        BUILDING.lock().unwrap_or_else(|e| e.into_inner()).remove(&self.0);
+    }
+}
+
+/// Removes temporary directories of earlier builds of this asset whose process has ended, or
+/// which this process abandoned (a build that failed without cleaning up).
 fn remove_abandoned(root: &Path, prefix: &str) {
     let Ok(entries) = fs::read_dir(root) else { return };
+    let building = BUILDING.lock().unwrap_or_else(|e| e.into_inner());
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(rest) = name.strip_prefix(prefix) else { continue };
         let pid = rest.split('-').next().and_then(|p| p.parse::<i32>().ok());
-        if pid.is_some_and(|pid| !process_alive(pid)) {
+        let abandoned = match pid {
+            Some(pid) if pid == std::process::id() as i32 => !building.contains(&entry.path()),
+            Some(pid) => !process_alive(pid),
+            None => false,
+        };
+        if abandoned {
             let _ = fs::remove_dir_all(entry.path());
         }
     }
 }
 
 fn process_alive(pid: i32) -> bool {
-    if pid == std::process::id() as i32 {
-        // An earlier build in this very process failed without cleaning up: nothing is using it.
-        return false;
-    }
     // SAFETY: signal 0 only checks whether the process exists; no signal is sent.
     let rc = unsafe { libc::kill(pid, 0) };
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)

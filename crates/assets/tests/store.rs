@@ -130,3 +130,32 @@ fn refuses_bad_names_and_reserved_files() {
     let err = store.ensure(&Spec::new("ok", json!(1)), |b| Ok(fs::write(b.dir().join(MANIFEST), b"{}")?)).unwrap_err();
     assert!(format!("{err:#}").contains("reserves"), "{err:#}");
 }
+
+/// Two threads of one process building the same asset at once (tests do): neither takes the
+/// other's temporary directory for a leftover, and both get the asset.
+#[test]
+fn concurrent_builds_in_one_process_both_succeed() {
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = Store::new(store_dir.path());
+    std::thread::scope(|scope| {
+        let builds: Vec<_> = (0..2)
+            .map(|i| {
+                let store = &store;
+                scope.spawn(move || {
+                    // The second starts while the first is building.
+                    std::thread::sleep(std::time::Duration::from_millis(100 * i));
+                    store.ensure(&spec(7), |b| {
+                        fs::write(b.dir().join("a.bin"), b"first")?;
+                        std::thread::sleep(std::time::Duration::from_millis(400));
+                        fs::write(b.dir().join("b.bin"), b"second")?;
+                        Ok(())
+                    })
+                })
+            })
+            .collect();
+        for build in builds {
+            let asset = build.join().unwrap().unwrap_or_else(|e| panic!("{e:#}"));
+            assert_eq!(fs::read(asset.file("b.bin")).unwrap(), b"second");
+        }
+    });
+}
