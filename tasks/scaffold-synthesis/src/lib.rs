@@ -15,7 +15,11 @@
 //!   scorer's own interpreter.
 //! - Calibration is live: the starting and reference scaffolds run on the same problems with
 //!   the same model, cached per seed, model and machine (see `task.toml` for why).
+//!
+//! The `endpoint` variant ([`endpoint`]) keeps the interface with another model and language: an
+//! OpenAI-compatible chat endpoint the user configures, and Rust programs judged in a sandbox.
 
+pub mod endpoint;
 pub mod generate;
 pub mod infer;
 pub mod session;
@@ -58,6 +62,8 @@ const EVAL_SEED: u64 = 0x5eed_e7a1;
 #[derive(Debug)]
 pub struct ScaffoldSynthesis {
     manifest: Manifest,
+    /// The `endpoint` variant's model; `None` skips that variant.
+    endpoint: Option<endpoint::EndpointConfig>,
 }
 
 impl Default for ScaffoldSynthesis {
@@ -158,7 +164,14 @@ impl ScaffoldSynthesis {
     pub fn new() -> ScaffoldSynthesis {
         let manifest = Manifest::parse(MANIFEST, Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/task.toml")))
             .expect("the embedded task.toml is validated by the tests");
-        ScaffoldSynthesis { manifest }
+        ScaffoldSynthesis { manifest, endpoint: None }
+    }
+
+    /// The scorer with the `endpoint` variant's model (the scorer's `main` reads it from the
+    /// environment; tests give a local one).
+    pub fn with_endpoint(mut self, endpoint: Option<endpoint::EndpointConfig>) -> ScaffoldSynthesis {
+        self.endpoint = endpoint;
+        self
     }
 
     fn variant_params(&self, variant: &str) -> anyhow::Result<BTreeMap<String, Value>> {
@@ -209,7 +222,7 @@ impl ScaffoldSynthesis {
 }
 
 /// The outcome of a run: the solve rate, per depth, and why problems failed.
-fn summarize(results: &[ProblemResult], budget: &Budget) -> Outcome {
+pub(crate) fn summarize(results: &[ProblemResult], budget: &Budget) -> Outcome {
     let solved = results.iter().filter(|r| r.solved).count();
     let rate = solved as f64 / results.len().max(1) as f64;
     let mut by_depth: BTreeMap<usize, (usize, usize)> = BTreeMap::new();
@@ -256,6 +269,14 @@ fn failure_kind(why: &str) -> &'static str {
         "timed out"
     } else if why.starts_with("the scaffold's process") || why.starts_with("the driver") || why.contains("over 1 MiB") {
         "crashed"
+    } else if why.starts_with("the program does not compile") {
+        "compile errors"
+    } else if why.contains("the time limit") {
+        "programs over the time limit on a held-out test"
+    } else if why.contains("wrong answer") {
+        "wrong programs"
+    } else if why.starts_with("held-out test") {
+        "programs crashing on a held-out test"
     } else if why.contains("is malformed") {
         "malformed programs"
     } else if why.starts_with("the scaffold returned no program") {
@@ -283,6 +304,12 @@ impl Task for ScaffoldSynthesis {
     }
 
     fn prepare(&self, request: &PrepareRequest) -> anyhow::Result<String> {
+        if request.variant == "endpoint" {
+            return Ok(match &self.endpoint {
+                Some(e) => format!("nothing to prepare: the model is the endpoint's `{}`", e.model),
+                None => format!("nothing to prepare ({})", endpoint::SKIPPED),
+            });
+        }
         let (asset, spec) = self.model(&self.variant_params(&request.variant)?, &request.env.store)?;
         let report = std::fs::read_to_string(asset.file("report.json")).unwrap_or_default();
         Ok(format!(
@@ -297,6 +324,9 @@ impl Task for ScaffoldSynthesis {
     }
 
     fn score(&self, request: &ScoreRequest) -> anyhow::Result<Scored> {
+        if request.variant == "endpoint" {
+            return endpoint::score(&self.manifest, request, self.endpoint.as_ref());
+        }
         protect_this_process();
         let mut phases = Phases::default();
         let (asset, _) = phases.time("model", || self.model(&request.params, &request.env.store))?;

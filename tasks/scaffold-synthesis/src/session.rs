@@ -28,6 +28,17 @@ const MAX_LINE: usize = 1 << 20;
 /// How much of the driver's stderr is kept, for failure reasons.
 const STDERR_KEEP: usize = 16 << 10;
 
+/// The scorer's side of a problem's model requests: the `endpoint` variant relays chat
+/// requests, the default variant samples its own model.
+pub trait Relay {
+    /// The first field of the driver's requests this relay answers (`sample`, `chat`).
+    fn kind(&self) -> &'static str;
+    /// The lines to send back for one request.
+    fn reply(&mut self, fields: &[String]) -> Vec<String>;
+    /// The model's time so far on this problem (not counted against the scaffold).
+    fn model_time(&self) -> Duration;
+}
+
 /// The limits a scaffold runs under.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -61,7 +72,7 @@ enum Event {
 }
 
 /// A running driver.
-struct Driver {
+pub struct Driver {
     child: Child,
     stdin: ChildStdin,
     events: mpsc::Receiver<Event>,
@@ -74,6 +85,9 @@ impl Driver {
     fn start(binary: &Path, cwd: &Path, limits: &Limits) -> anyhow::Result<Driver> {
         let mut command = Command::new(binary);
         command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).env("RUST_BACKTRACE", "0").current_dir(cwd);
+        // The endpoint's key is the scorer's (`main` takes it out of the environment first;
+        // this is for a scorer embedded elsewhere, as in tests).
+        command.env_remove(crate::endpoint::KEY_VAR);
         // A group of its own, so that killing it ends whatever the scaffold started too.
         command.process_group(0);
         let bytes = limits.memory;
@@ -194,6 +208,20 @@ struct Serving<'a> {
     model_time: Duration,
 }
 
+impl Relay for Serving<'_> {
+    fn kind(&self) -> &'static str {
+        "sample"
+    }
+
+    fn reply(&mut self, fields: &[String]) -> Vec<String> {
+        self.sample(fields)
+    }
+
+    fn model_time(&self) -> Duration {
+        self.model_time
+    }
+}
+
 impl Serving<'_> {
     /// The reply to a `sample` line: the lines to send back.
     fn sample(&mut self, fields: &[String]) -> Vec<String> {
@@ -259,7 +287,7 @@ impl Serving<'_> {
 }
 
 /// How one problem ended on the driver's side.
-enum End {
+pub enum End {
     Answer(String),
     Nothing,
     Failed(String),
@@ -283,7 +311,9 @@ pub fn run(binary: &Path, cwd: &Path, problems: &[HiddenProblem], engine: &Engin
             model_time: Duration::ZERO,
         };
         let start = Instant::now();
-        let end = run_one(binary, cwd, &mut driver, problem, &mut serving, limits)?;
+        let examples: Vec<String> = problem.visible.iter().map(ToString::to_string).collect();
+        let line = format!("problem\t{}\t{}\t{}", limits.budget.calls, limits.budget.tokens, examples.join(" "));
+        let end = run_one(binary, cwd, &mut driver, &line, &mut serving, limits)?;
         let model_seconds = serving.model_time.as_secs_f64();
         let mut result = ProblemResult {
             depth: problem.depth,
@@ -311,12 +341,17 @@ pub fn run(binary: &Path, cwd: &Path, problems: &[HiddenProblem], engine: &Engin
         result.solved = result.failure.is_none();
         results.push(result);
     }
+    finish(driver);
+    Ok(results)
+}
+
+/// Ends a driver that is done with every problem.
+pub fn finish(driver: Option<Driver>) {
     if let Some(mut d) = driver {
         d.send("done");
         std::thread::sleep(Duration::from_millis(1));
         d.kill();
     }
-    Ok(results)
 }
 
 /// The first held-out example `program` gets wrong, as a reason; `None` when it passes all.
@@ -365,13 +400,15 @@ impl Driver {
     }
 }
 
-fn run_one(binary: &Path, cwd: &Path, slot: &mut Option<Driver>, problem: &HiddenProblem, serving: &mut Serving<'_>, limits: &Limits) -> anyhow::Result<End> {
+/// Runs one problem (`line`, the `problem` message) on the driver in `slot`, started if it is
+/// empty, answering its requests with `relay`; the driver stays in `slot` unless it failed.
+pub fn run_one(binary: &Path, cwd: &Path, slot: &mut Option<Driver>, line: &str, relay: &mut dyn Relay, limits: &Limits) -> anyhow::Result<End> {
     let start = Instant::now();
-    let over = |serving: &Serving<'_>| limits.scaffold_time.saturating_sub(start.elapsed().saturating_sub(serving.model_time));
+    let over = |relay: &dyn Relay| limits.scaffold_time.saturating_sub(start.elapsed().saturating_sub(relay.model_time()));
     if slot.is_none() {
         let d = Driver::start(binary, cwd, limits)?;
         // The driver says `ready` before the first problem: its start-up counts as scaffold time.
-        match d.next(over(serving)) {
+        match d.next(over(relay)) {
             Ok(f) if f.first().map(String::as_str) == Some("ready") => *slot = Some(d),
             Ok(f) => {
                 d.kill();
@@ -381,19 +418,17 @@ fn run_one(binary: &Path, cwd: &Path, slot: &mut Option<Driver>, problem: &Hidde
         }
     }
     let mut d = slot.take().expect("started above");
-    let examples: Vec<String> = problem.visible.iter().map(ToString::to_string).collect();
-    let budget = serving.left;
-    if !d.send(&format!("problem\t{}\t{}\t{}", budget.calls, budget.tokens, examples.join(" "))) {
+    if !d.send(line) {
         return Ok(End::Failed(d.death()));
     }
     loop {
-        let f = match d.next(over(serving)) {
+        let f = match d.next(over(relay)) {
             Ok(f) => f,
             Err(why) => return Ok(d.lost(why, limits)),
         };
         let end = match f.first().map(String::as_str) {
-            Some("sample") => {
-                let reply = serving.sample(&f);
+            Some(kind) if kind == relay.kind() => {
+                let reply = relay.reply(&f);
                 if !d.send(&reply.join("\n")) {
                     return Ok(End::Failed(d.death()));
                 }

@@ -14,6 +14,10 @@ pub use dsl;
 
 use std::collections::HashMap;
 
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dsl::code::{Chat, ChatRequest, CodeProblem, Compiled, Message, RunError, extract_code};
 use dsl::{Example, Model, Problem, Program, Prompt, SampleRequest};
 
 /// Room for the longest program the model writes, its end token included.
@@ -114,4 +118,106 @@ pub fn solve(problem: &Problem, model: &mut dyn Model) -> Option<Program> {
         .into_values()
         .max_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(b.2.program.to_string().cmp(&a.2.program.to_string())))
         .map(|(_, _, c)| c.program.clone())
+}
+
+/// Room for one program, in tokens.
+const CODE_TOKENS: u32 = 1024;
+const SYSTEM: &str = "You are an expert competitive programmer. Answer with one complete Rust program in a ```rust code block.";
+
+/// A candidate program and how it did on the public tests.
+struct Code {
+    source: String,
+    votes: u32,
+    /// Public tests passed; `None` when it does not compile.
+    passed: Option<usize>,
+    /// What went wrong first, for a repair prompt.
+    feedback: String,
+}
+
+struct CodeSearch<'a> {
+    problem: &'a CodeProblem,
+    dir: PathBuf,
+    candidates: Vec<Code>,
+}
+
+impl CodeSearch<'_> {
+    fn judge(&self, source: &str, index: usize) -> (Option<usize>, String) {
+        let built = match Compiled::build(source, &self.dir.join(index.to_string())) {
+            Ok(built) => built,
+            Err(RunError::Compile(e) | RunError::Failed(e)) => return (None, format!("It does not compile:\n{e}")),
+            Err(RunError::TimedOut) => return (None, "It does not compile.".into()),
+        };
+        let mut passed = 0;
+        let mut feedback = String::new();
+        for t in &self.problem.tests {
+            match built.run(&t.input, Duration::from_secs(1)) {
+                Ok(out) if t.accepts(&out) => passed += 1,
+                Ok(out) if feedback.is_empty() => {
+                    feedback = format!("On the input\n{}it prints\n{}\nbut the expected output is\n{}", t.input, out.trim_end(), t.output)
+                }
+                Err(e) if feedback.is_empty() => feedback = format!("On the input\n{}it fails: {e:?}", t.input),
+                _ => {}
+            }
+        }
+        (Some(passed), feedback)
+    }
+
+    /// Asks for up to `n` completions within the budget left; false when none is left.
+    fn draw(&mut self, model: &mut dyn Chat, messages: Vec<Message>, n: u32, temperature: f64) -> bool {
+        let left = model.budget();
+        let n = n.min(left.calls).min(left.tokens / CODE_TOKENS);
+        if n == 0 {
+            return false;
+        }
+        let Ok(completions) = model.complete(&ChatRequest { messages, n, temperature, max_tokens: CODE_TOKENS }) else {
+            return false;
+        };
+        for c in completions {
+            let Some(source) = extract_code(&c.text) else { continue };
+            if let Some(known) = self.candidates.iter_mut().find(|k| k.source == source) {
+                known.votes += 1;
+                continue;
+            }
+            let (passed, feedback) = self.judge(&source, self.candidates.len());
+            self.candidates.push(Code { source, votes: 1, passed, feedback });
+        }
+        true
+    }
+
+    fn best_passing(&self) -> Option<&Code> {
+        let all = self.problem.tests.len();
+        self.candidates.iter().filter(|c| c.passed == Some(all)).max_by_key(|c| c.votes)
+    }
+
+    /// The failure closest to passing (compiling beats not compiling).
+    fn nearest_miss(&self) -> Option<&Code> {
+        self.candidates.iter().max_by_key(|c| (c.passed.map_or(0, |p| p + 1), c.votes))
+    }
+}
+
+/// The `endpoint` variant: writes a Rust program for `problem`; the scorer compiles it and runs
+/// it on held-out tests.
+pub fn solve_code(problem: &CodeProblem, model: &mut dyn Chat) -> Option<String> {
+    let dir = std::env::temp_dir().join(format!("reference-scaffold-{}", std::process::id()));
+    let mut search = CodeSearch { problem, dir, candidates: Vec::new() };
+    let ask = vec![Message::system(SYSTEM), Message::user(problem.statement.clone())];
+    search.draw(model, ask.clone(), 1, 0.0);
+    if search.best_passing().is_none() {
+        search.draw(model, ask.clone(), 3, 0.8);
+    }
+    let mut repairs = 0;
+    while search.best_passing().is_none() && repairs < 2 {
+        repairs += 1;
+        let Some(miss) = search.nearest_miss() else { break };
+        let mut conversation = ask.clone();
+        conversation.push(Message::assistant(format!("```rust\n{}\n```", miss.source)));
+        conversation.push(Message::user(format!("{}\nFix the program. Answer with the whole corrected program.", miss.feedback)));
+        if !search.draw(model, conversation, 1, 0.8) {
+            break;
+        }
+    }
+    while search.best_passing().is_none() && search.draw(model, ask.clone(), 1, 1.0) {}
+    let answer = search.best_passing().or_else(|| search.nearest_miss()).map(|c| c.source.clone());
+    let _ = std::fs::remove_dir_all(&search.dir);
+    answer
 }
