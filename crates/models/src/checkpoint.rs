@@ -1,7 +1,7 @@
 //! Checkpoints as safetensors: every parameter by name (f32, little-endian) and the model's
 //! configuration as JSON in the header's metadata. Loading gives bit-identical weights.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
@@ -39,11 +39,33 @@ pub fn save(model: &Transformer, path: &Path) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     let config = serde_json::to_string(model.config()).map_err(|e| err(e.to_string()))?;
-    let metadata = HashMap::from([
+    let metadata = BTreeMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("config".to_string(), config),
     ]);
-    safetensors::serialize_to_file(views, Some(metadata), path).map_err(|e| err(e.to_string()))
+    write_safetensors(views, &metadata, path).map_err(|e| err(e.to_string()))
+}
+
+/// `safetensors::serialize_to_file` with the header in one canonical form (keys sorted), so that
+/// equal weights always give equal bytes. safetensors takes the metadata as a `HashMap` and writes
+/// it in that map's iteration order, which changes from one map to the next: two saves of the
+/// same model had different hashes.
+pub fn write_safetensors(
+    views: Vec<(String, TensorView<'_>)>,
+    metadata: &BTreeMap<String, String>,
+    path: &Path,
+) -> std::io::Result<()> {
+    let metadata: HashMap<String, String> = metadata.clone().into_iter().collect();
+    let mut bytes = safetensors::serialize(views, Some(metadata)).map_err(std::io::Error::other)?;
+    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes")) as usize;
+    // serde_json's `Map` is a `BTreeMap` here (no `preserve_order`): parsing sorts every object.
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n])?;
+    let canonical = serde_json::to_vec(&header)?;
+    // The same entries, reordered, are no longer than before; safetensors pads with spaces.
+    debug_assert!(canonical.len() <= n);
+    bytes[8..8 + canonical.len()].copy_from_slice(&canonical);
+    bytes[8 + canonical.len()..8 + n].fill(b' ');
+    std::fs::write(path, bytes)
 }
 
 /// Reads a checkpoint written by [`save`].

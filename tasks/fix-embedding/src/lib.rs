@@ -12,7 +12,7 @@
 //! its mean loss on the protected test split. The raw score is that loss minus the split's exact
 //! entropy floor, so the manifest's `ln` gives `ln(loss - floor)`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -122,7 +122,7 @@ pub fn split_floor(corpus: &Corpus, split: Split, tokens: usize, context: usize)
 pub fn corrupt(from: &Path, to: &Path, perm: &[u32]) -> anyhow::Result<()> {
     let bytes = fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
     let (_, header) = SafeTensors::read_metadata(&bytes)?;
-    let metadata = header.metadata().clone();
+    let metadata: BTreeMap<String, String> = header.metadata().clone().unwrap_or_default().into_iter().collect();
     let st = SafeTensors::deserialize(&bytes)?;
     let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, view) in st.tensors() {
@@ -142,7 +142,7 @@ pub fn corrupt(from: &Path, to: &Path, perm: &[u32]) -> anyhow::Result<()> {
         .iter()
         .map(|(name, shape, data)| Ok((name.clone(), safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data)?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    safetensors::serialize_to_file(views, metadata, to)?;
+    rebench_models::checkpoint::write_safetensors(views, &metadata, to)?;
     Ok(())
 }
 
@@ -193,14 +193,14 @@ pub fn check_weights(path: &Path, config: &ModelConfig, normalized: &Path) -> an
         .iter()
         .map(|(name, shape, data)| Ok((name.clone(), safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data)?)))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let metadata = HashMap::from([
+    let metadata = BTreeMap::from([
         ("format".to_string(), rebench_models::checkpoint::FORMAT.to_string()),
         ("config".to_string(), serde_json::to_string(config)?),
     ]);
     if let Some(dir) = normalized.parent() {
         fs::create_dir_all(dir)?;
     }
-    safetensors::serialize_to_file(views, Some(metadata), normalized)?;
+    rebench_models::checkpoint::write_safetensors(views, &metadata, normalized)?;
     Ok(Ok(()))
 }
 
