@@ -22,13 +22,15 @@
 //! reaches a validation loss of about 4.80 nats/token against the floor's 4.37 and a bigram
 //! model's 5.24, in about 2 minutes on 2 free cores (crate README: the run and its command).
 //!
-//! Reproducibility: the weights' initialization and the batch order are functions of the
-//! specification, but two builds of the cpu default in separate processes differ in the last
-//! bits (validation 4.8005 and 4.7994 in two runs on 2 threads): the models crate's CPU kernels
-//! add per-thread partial sums (bias and layer-norm gradients, the gradient norm) with rayon's
-//! `reduce`/`sum`, whose order follows the work-stealing schedule. Once built, an asset is fixed,
-//! so scores computed against it are reproducible; [`PretrainSpec::tiny`] is small enough to be
-//! bit-identical (a test checks it).
+//! Reproducibility: a specification's weights are a function of the specification, bit for
+//! bit, whatever the thread count and the x86-64 machine: the models crate adds parallel partial
+//! sums in chunk order, and checkpoints are written with a canonical header. Checked on
+//! 2026-11-27: `examples/pretrain --spec cpu-default --threads 2` on the device machine's
+//! 16-core Xeon gave validation loss 4.800882338866992 and the checkpoint hash (`a196126f…`) of
+//! the build on the project's 2-core machine; `--spec tiny` gave one hash at 1 to 4 threads on
+//! both. (Earlier builds differed in the last bits, 4.8005 and 4.7994, because rayon's `sum`
+//! followed the work-stealing schedule; and half of all checkpoint files differed in bytes,
+//! because safetensors wrote the metadata in a `HashMap`'s order.)
 //!
 //! Threads: training runs on rayon's global pool; a binary should call
 //! `rebench_models::cpu::init_threads` first thing in `main` (see its docs for why).
