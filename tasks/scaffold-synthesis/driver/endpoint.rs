@@ -2,8 +2,7 @@
 //! one problem after another and relays its chat requests to the scorer, which forwards them
 //! to the endpoint and keeps the budget. The driver knows neither the endpoint nor its key.
 //!
-//! The same framing as `driver/main.rs` (lines starting with [`MARK`], tab-separated fields),
-//! with every free-text field escaped (`\\`, `\t`, `\n`, `\r`). The scorer's lines:
+//! The framing of `driver/wire.rs`, every free-text field escaped. The scorer's lines:
 //!
 //! ```text
 //! problem <calls> <tokens> <statement> [<test input> <test output>]...
@@ -20,48 +19,15 @@
 //! answer <source>          none          panic <message>
 //! ```
 
-use std::io::{BufRead, Write};
+mod wire;
+
+use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 
 use solution::dsl::Budget;
 use solution::dsl::ModelError;
 use solution::dsl::code::{Chat, ChatRequest, CodeProblem, Completion, Test};
-
-/// Starts every line the driver writes for the scorer.
-const MARK: &str = "\u{1e}synth\t";
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn unescape(field: &str) -> String {
-    let mut out = String::with_capacity(field.len());
-    let mut chars = field.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some(other) => out.push(other),
-            None => {}
-        }
-    }
-    out
-}
+use wire::{MARK, escape, panic_message, receive, unescape};
 
 /// Sends fields that are already escaped.
 fn send(fields: &[String]) {
@@ -69,14 +35,6 @@ fn send(fields: &[String]) {
     // If the scorer is gone there is nobody to tell.
     let _ = writeln!(out, "{MARK}{}", fields.join("\t"));
     let _ = out.flush();
-}
-
-fn receive() -> Option<Vec<String>> {
-    let mut line = String::new();
-    match std::io::stdin().lock().read_line(&mut line) {
-        Ok(0) | Err(_) => None,
-        Ok(_) => Some(line.trim_end_matches(['\n', '\r']).split('\t').map(str::to_owned).collect()),
-    }
 }
 
 /// The chat model, as the scaffold sees it: every request goes to the scorer.
@@ -126,14 +84,6 @@ impl Chat for Client {
     fn budget(&self) -> Budget {
         self.left
     }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 fn main() {

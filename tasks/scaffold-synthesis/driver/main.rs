@@ -24,13 +24,13 @@
 //! A panic in the scaffold is caught and fails that problem only. The driver holds no model,
 //! no weights and no held-out example: the scorer never sends them.
 
-use std::io::{BufRead, Write};
+mod wire;
+
+use std::io::Write;
 use std::panic::{self, AssertUnwindSafe};
 
 use solution::dsl::{Budget, Example, Model, ModelError, Problem, Sample, SampleRequest};
-
-/// Starts every line the driver writes for the scorer.
-const MARK: &str = "\u{1e}synth\t";
+use wire::{MARK, panic_message, receive};
 
 fn send(fields: &[&str]) {
     let line = fields.iter().map(|f| f.replace(['\t', '\n', '\r'], " ")).collect::<Vec<_>>().join("\t");
@@ -38,14 +38,6 @@ fn send(fields: &[&str]) {
     // If the scorer is gone there is nobody to tell.
     let _ = writeln!(out, "{MARK}{line}");
     let _ = out.flush();
-}
-
-fn receive() -> Option<Vec<String>> {
-    let mut line = String::new();
-    match std::io::stdin().lock().read_line(&mut line) {
-        Ok(0) | Err(_) => None,
-        Ok(_) => Some(line.trim_end_matches(['\n', '\r']).split('\t').map(str::to_owned).collect()),
-    }
 }
 
 fn examples(field: &str) -> Vec<Example> {
@@ -103,14 +95,6 @@ impl Model for Client {
     fn budget(&self) -> Budget {
         self.left
     }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 fn main() {

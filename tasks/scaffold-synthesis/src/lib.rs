@@ -47,7 +47,8 @@ use crate::train::TrainSpec;
 
 const MANIFEST: &str = include_str!("../task.toml");
 const DRIVER_MAIN: &str = include_str!("../driver/main.rs");
-const DRIVER: DriverSource<'static> = DriverSource { files: &[("src/main.rs", DRIVER_MAIN)] };
+const DRIVER_WIRE: &str = include_str!("../driver/wire.rs");
+const DRIVER: DriverSource<'static> = DriverSource { files: &[("src/main.rs", DRIVER_MAIN), ("src/wire.rs", DRIVER_WIRE)] };
 /// Everything the trained model depends on besides its spec: a change here retrains it.
 const MODEL_SOURCES: &[&str] = &[
     include_str!("generate.rs"),
@@ -339,7 +340,7 @@ impl Task for ScaffoldSynthesis {
             // CPU kernels' parallel sums are not ordered), so a retrained store must not reuse
             // the old calibration.
             let weights = asset.manifest.files.get("model.safetensors").map_or("", |f| f.sha256.as_str());
-            let key = format!("{}|{weights}|{}|{:?}", request.seed, fsutil::hash_bytes(DRIVER_MAIN.as_bytes()), plan.limits);
+            let key = format!("{}|{weights}|{}|{:?}", request.seed, fsutil::hash_bytes(format!("{DRIVER_MAIN}{DRIVER_WIRE}").as_bytes()), plan.limits);
             let mut own = Phases::default();
             let calibration = task::calibrate_live(request, &key, |dir, which| {
                 self.measure(request, dir, &format!("own-{}", which.name()), &engine, &plan, &mut own)

@@ -21,8 +21,8 @@ use serde::Serialize;
 use crate::generate::HiddenProblem;
 use crate::infer::Engine;
 
-/// Starts every driver line meant for the scorer (see `driver/main.rs`).
-const MARK: &str = "\u{1e}synth\t";
+// Starts every driver line meant for the scorer (see `driver/wire.rs`).
+use crate::endpoint::wire::MARK;
 /// A line longer than this ends the driver: nothing the protocol sends is near it.
 const MAX_LINE: usize = 1 << 20;
 /// How much of the driver's stderr is kept, for failure reasons.

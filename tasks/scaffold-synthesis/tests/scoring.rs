@@ -47,7 +47,8 @@ fn every_failure_stays_with_its_problem() {
     fsutil::materialize(&task_dir(), Solution::Starting, &solution).unwrap();
     fsutil::copy_tree(&task_dir().join("tests/fixtures/misbehaves"), &solution).unwrap();
     let source = driver_source();
-    let files = [("src/main.rs", source.as_str())];
+    let wire = std::fs::read_to_string(task_dir().join("driver/wire.rs")).unwrap();
+    let files = [("src/main.rs", source.as_str()), ("src/wire.rs", wire.as_str())];
     let plan = BuildPlan {
         scratch: dir.path().join("scratch/solution"),
         solution,

@@ -17,7 +17,11 @@
 
 pub mod http;
 pub mod judge;
+pub mod local;
 pub mod render;
+/// The drivers' framing, compiled here too.
+#[path = "../../driver/wire.rs"]
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -36,6 +40,7 @@ use crate::generate::{self, HiddenProblem, Shape};
 use crate::session::{self, End, Limits, ProblemResult, Relay};
 pub use http::{Endpoint, EndpointConfig};
 use judge::{Judge, JudgeLimits};
+use wire::{escape, unescape};
 
 /// The endpoint's base URL, e.g. `https://api.openai.com/v1`.
 pub const URL_VAR: &str = "REBENCH_ENDPOINT_URL";
@@ -47,7 +52,8 @@ pub const KEY_VAR: &str = "REBENCH_ENDPOINT_KEY";
 pub const SKIPPED: &str = "skipped: no endpoint configured";
 
 const DRIVER_ENDPOINT: &str = include_str!("../../driver/endpoint.rs");
-const DRIVER: DriverSource<'static> = DriverSource { files: &[("src/main.rs", DRIVER_ENDPOINT)] };
+const DRIVER_WIRE: &str = include_str!("../../driver/wire.rs");
+const DRIVER: DriverSource<'static> = DriverSource { files: &[("src/main.rs", DRIVER_ENDPOINT), ("src/wire.rs", DRIVER_WIRE)] };
 
 /// The endpoint configured in the environment, the key removed from it.
 ///
@@ -61,30 +67,6 @@ pub unsafe fn take_from_env() -> Result<Option<EndpointConfig>, String> {
     let Some(url) = var(URL_VAR) else { return Ok(None) };
     let model = var(MODEL_VAR).ok_or_else(|| format!("{URL_VAR} is set but {MODEL_VAR} is not: name the model to ask"))?;
     Ok(Some(EndpointConfig::new(url.trim(), model.trim(), key)))
-}
-
-fn escape(text: &str) -> String {
-    text.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n").replace('\r', "\\r")
-}
-
-/// The inverse of the driver's escaping.
-pub fn unescape(field: &str) -> String {
-    let mut out = String::with_capacity(field.len());
-    let mut chars = field.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('t') => out.push('\t'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some(other) => out.push(other),
-            None => {}
-        }
-    }
-    out
 }
 
 /// A problem as the endpoint variant poses it.
@@ -400,7 +382,7 @@ pub fn score(manifest: &Manifest, request: &ScoreRequest, config: Option<&Endpoi
     let calibration = if request.calibrate && outcome.is_valid() {
         // The same problems and limits with the same endpoint and model (never the key).
         let key = format!("endpoint|{}|{}|{}|{:?}", request.seed, config.model, fsutil::hash_bytes(config.url.as_bytes()), plan);
-        let key = format!("{key}|{}", fsutil::hash_bytes(DRIVER_ENDPOINT.as_bytes()));
+        let key = format!("{key}|{}", fsutil::hash_bytes(format!("{DRIVER_ENDPOINT}{DRIVER_WIRE}").as_bytes()));
         let mut own = Phases::default();
         let calibration = task::calibrate_live(request, &key, |dir, which| {
             measure(request, dir, &format!("endpoint-own-{}", which.name()), &setup, timeout, &mut own)

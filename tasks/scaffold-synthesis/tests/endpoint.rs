@@ -1,12 +1,10 @@
-//! The `endpoint` variant against a local OpenAI-compatible server ([`server`]) that serves the
+//! The `endpoint` variant against a local OpenAI-compatible server (`endpoint::local`) that serves the
 //! task's own weak model, trained here for a few hundred steps: the client's request and
 //! response, the key kept out of everything, the sandboxed judge (compile errors, loops,
 //! panics, snooping), the DSL-to-Rust renderer against the interpreter, budget metering
 //! through the endpoint, and whole scorings of the starting and reference scaffolds.
 //!
 //! Tests that need bubblewrap skip, saying so, where it cannot make a sandbox.
-
-mod server;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,6 +16,7 @@ use rebench_scoring::fsutil::{self, Solution};
 use rebench_scoring::task::{Environment, ScoreRequest, Scored};
 use rebench_scoring::{Outcome, Task};
 use scaffold_synthesis::endpoint::judge::{Judge, JudgeLimits};
+use scaffold_synthesis::endpoint::local as server;
 use scaffold_synthesis::endpoint::{self, Endpoint, EndpointConfig, render};
 use scaffold_synthesis::generate::{self, Shape};
 use scaffold_synthesis::infer::Engine;
@@ -55,7 +54,7 @@ fn engine() -> Arc<Engine> {
 
 fn server() -> &'static server::Server {
     static SERVER: OnceLock<server::Server> = OnceLock::new();
-    SERVER.get_or_init(|| server::start(engine(), KEY))
+    SERVER.get_or_init(|| server::start(engine(), Some(KEY), "127.0.0.1:0").unwrap())
 }
 
 fn judge() -> Option<Judge> {

@@ -1,12 +1,14 @@
 //! A local OpenAI-compatible chat-completions server (`POST /v1/chat/completions`) that serves
-//! the task's own weak model: it reads the examples out of the problem statement, samples a DSL
+//! the task's own weak model, for the tests and for trying the variant without a hosted model
+//! (`examples/serve_model.rs`): it reads the examples out of the problem statement, samples a DSL
 //! program with the model (a repair prompt's attempt is the program a rendered answer names in
 //! its first line), and answers with that program rendered as Rust. A sample that is not a
 //! program becomes Rust that does not compile, as a model's garbage would.
 //!
 //! Every request is logged (its body and whether its key was right), for the tests to count. A
 //! request with a wrong key gets a 401 whose body echoes the `Authorization` header it got, as
-//! some servers do, so that the client's redaction is tested.
+//! some servers do, so that the client's redaction is tested. Sampling is seeded by the order of
+//! the requests, so two runs of a scaffold at temperature > 0 differ, as with a hosted model.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -15,8 +17,8 @@ use std::sync::{Arc, Mutex};
 
 use dsl::{Example, Program, Prompt, Value};
 use rebench_models::Rng;
-use scaffold_synthesis::endpoint::render;
-use scaffold_synthesis::infer::Engine;
+use crate::endpoint::render;
+use crate::infer::Engine;
 use serde_json::{Value as Json, json};
 
 /// One request as the server saw it.
@@ -43,10 +45,11 @@ impl Server {
     }
 }
 
-/// Starts the server on a free local port; it lives as long as the test process.
-pub fn start(engine: Arc<Engine>, key: &'static str) -> Server {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+/// Starts the server on `addr` (`127.0.0.1:0`: a free port); it serves until the process ends.
+/// `key`: the bearer token it wants, if any.
+pub fn start(engine: Arc<Engine>, key: Option<&'static str>, addr: &str) -> std::io::Result<Server> {
+    let listener = TcpListener::bind(addr)?;
+    let url = format!("http://{}/v1", listener.local_addr()?);
     let log = Arc::new(Mutex::new(Vec::new()));
     let counter = Arc::new(AtomicU64::new(0));
     let shared = Arc::clone(&log);
@@ -58,7 +61,7 @@ pub fn start(engine: Arc<Engine>, key: &'static str) -> Server {
             });
         }
     });
-    Server { url, log }
+    Ok(Server { url, log })
 }
 
 fn respond(stream: &mut TcpStream, status: &str, body: &Json) -> std::io::Result<()> {
@@ -67,7 +70,7 @@ fn respond(stream: &mut TcpStream, status: &str, body: &Json) -> std::io::Result
     stream.flush()
 }
 
-fn handle(mut stream: TcpStream, engine: &Engine, key: &str, log: &Mutex<Vec<Logged>>, counter: &AtomicU64) -> std::io::Result<()> {
+fn handle(mut stream: TcpStream, engine: &Engine, key: Option<&str>, log: &Mutex<Vec<Logged>>, counter: &AtomicU64) -> std::io::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
@@ -91,7 +94,7 @@ fn handle(mut stream: TcpStream, engine: &Engine, key: &str, log: &Mutex<Vec<Log
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body)?;
     let body: Json = serde_json::from_slice(&body).unwrap_or(Json::Null);
-    let authorized = auth == format!("Bearer {key}");
+    let authorized = key.is_none_or(|k| auth == format!("Bearer {k}"));
     log.lock().unwrap().push(Logged { path: path.clone(), authorized, body: body.clone() });
     if path != "/v1/chat/completions" {
         return respond(&mut stream, "404 Not Found", &json!({"error": {"message": format!("no route {path}")}}));
