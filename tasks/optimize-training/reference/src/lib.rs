@@ -8,8 +8,10 @@
 //! The same computation as the starting pipeline, without its waste: the data is parsed and
 //! tokenized once, in memory; no checkpoint is written but the last; the evaluation pass and
 //! the intermediate export format are gone; attention runs all heads at once; AdamW updates
-//! plain slices in place.
+//! plain slices in place; candle's element-wise thread pool no longer competes with the
+//! matmul's threads for the cores.
 
+pub mod activation;
 pub mod attention;
 pub mod checkpoint;
 pub mod cli;
@@ -31,6 +33,13 @@ use crate::fastoptim::AdamW;
 use crate::model::Gpt;
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
+    // candle runs element-wise ops on a thread pool of its own (one worker per core) whose
+    // workers spin after every op, taking the cores from the matmul's rayon workers; with one
+    // thread that pool has no workers and those ops run on the calling thread.
+    if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: `main` calls `run` first thing, before any other thread exists.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+    }
     let args = Args::parse(args)?;
     let config_text = std::fs::read_to_string(&args.config).with_context(|| format!("cannot read {}", args.config.display()))?;
     let config = Config::parse(&config_text).with_context(|| format!("config {}", args.config.display()))?;

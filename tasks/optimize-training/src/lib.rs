@@ -2,17 +2,18 @@
 //!
 //! A scoring:
 //! 1. reads what every run needs into memory: the pretrained checkpoint and the vocabulary
-//!    (the public store), hidden finetuning data drawn from the scoring's seed, the default
-//!    configuration and `option-checks` configurations with every option changed;
+//!    (the public store), hidden finetuning data drawn from the scoring's seed (a data set of
+//!    its own for every run), the default configuration and `option-checks` configurations
+//!    with every option changed;
 //! 2. builds the solution's pipeline (a driver, out of the agent's reach, that calls
 //!    `solution::run` with the command line `src/main.rs` gets; not timed);
-//! 3. runs it on the hidden data with the default configuration and times the whole process:
-//!    the raw score, in seconds;
-//! 4. reads the weights it wrote and only then computes the reference weights, in the
-//!    scorer's own process, with the task's own reference pipeline compiled in (`pipeline`);
-//!    the two must agree within [`compare::MAX_RELATIVE_DIFF`];
-//! 5. runs it again, untimed, on smaller hidden data with each option configuration, each
-//!    checked the same way, so that a solution that ignores an option fails.
+//! 3. runs it, untimed, with each option configuration: these runs check that the solution
+//!    honours every option, and they are its warm-up (page cache, first-run effects);
+//! 4. runs it `timed-runs` times with the default configuration and times each whole process;
+//!    the raw score is the fastest of them, in seconds (see [`fastest`] for why);
+//! 5. after each run reads the weights it wrote and only then computes the reference weights,
+//!    in the scorer's own process, with the task's own reference pipeline compiled in
+//!    (`pipeline`); every run's weights must agree within [`compare::MAX_RELATIVE_DIFF`].
 //!
 //! Why the reference weights never touch the disk: solutions run as the scorer's user, outside
 //! any sandbox, so anything the scorer writes or caches a solution could read (RE-Bench's
@@ -31,6 +32,7 @@ use anyhow::Context;
 use rebench_pretrained::PretrainSpec;
 use rebench_scoring::driver::{self, BuildPlan, DriverRun, DriverSource};
 use rebench_scoring::fsutil::{self, Solution};
+use rebench_scoring::measure::Stats;
 use rebench_scoring::subprocess::Limits;
 use rebench_scoring::task::{self, Phases, PrepareRequest, ScoreRequest, Scored};
 use rebench_scoring::{Manifest, Outcome, Task};
@@ -66,16 +68,19 @@ struct Inputs {
     vocab: Vec<String>,
 }
 
-/// One run: its data and configuration, and the reference weights once computed.
+/// One run: its data and configuration, whether it is timed, and the reference weights once
+/// computed.
 struct Job {
     name: String,
+    timed: bool,
     jsonl: String,
     config: Config,
     reference: Option<Checkpoint>,
 }
 
-/// What running a solution on every job gave: the timed seconds, or why it is invalid.
-type Measured = Result<(f64, Vec<Value>), Outcome>;
+/// What running a solution on every job gave: the timed runs' seconds and every run's check, or
+/// why it is invalid.
+type Measured = Result<(Vec<f64>, Vec<Value>), Outcome>;
 
 impl OptimizeTraining {
     pub fn new() -> OptimizeTraining {
@@ -119,22 +124,31 @@ impl OptimizeTraining {
         Ok(Inputs { pretrained_bytes, pretrained, vocab_text, vocab })
     }
 
-    /// The timed job (default options) and the option checks, for `request`'s seed.
+    /// The option checks (run first, untimed: they are also the warm-up) and the timed runs
+    /// (default options), each on data of its own drawn from `request`'s seed.
     fn jobs(&self, request: &ScoreRequest, inputs: &Inputs) -> anyhow::Result<Vec<Job>> {
         let spec = pretrain_spec(request.params.get("pretrained").and_then(Value::as_str).context("parameter `pretrained`")?)?;
         let lang = rebench_corpus::Language::new(spec.corpus.config.clone());
         let context = inputs.pretrained.config.context;
-        let mut jobs = vec![Job {
-            name: "default options".into(),
-            jsonl: hidden::finetuning_data(&lang, derive(request.seed, 1), usize_param(request, "data-tokens")?),
-            config: hidden::default_config(context),
-            reference: None,
-        }];
+        let mut jobs = Vec::new();
         for k in 0..request.param_u64("option-checks")? {
             let config = hidden::sample_options(derive(request.seed, 100 + k), context);
             jobs.push(Job {
                 name: format!("options check {}", k + 1),
-                jsonl: hidden::finetuning_data(&lang, derive(request.seed, 2 + k), usize_param(request, "option-data-tokens")?),
+                timed: false,
+                jsonl: hidden::finetuning_data(&lang, derive(request.seed, 2 + k), usize_param(request, "option-data-tokens")?, config.data.min_doc_tokens),
+                config,
+                reference: None,
+            });
+        }
+        let runs = request.param_u64("timed-runs")?;
+        anyhow::ensure!(runs >= 1, "parameter `timed-runs` must be at least 1");
+        for r in 0..runs {
+            let config = hidden::default_config(context);
+            jobs.push(Job {
+                name: format!("timed run {} of {runs}", r + 1),
+                timed: true,
+                jsonl: hidden::finetuning_data(&lang, derive(request.seed, 1000 + r), usize_param(request, "data-tokens")?, config.data.min_doc_tokens),
                 config,
                 reference: None,
             });
@@ -212,16 +226,18 @@ impl OptimizeTraining {
     fn measure_binary(&self, request: &ScoreRequest, binary: &Path, label: &str, inputs: &Inputs, jobs: &mut [Job], phases: &mut Phases) -> anyhow::Result<Outcome> {
         let run_dir = request.env.scratch.join(label).join("run");
         match self.measure_built(request, binary, &run_dir, inputs, jobs, phases)? {
-            Ok((seconds, checks)) => {
-                *phases.0.entry("timed".into()).or_default() += seconds;
+            Ok((times, checks)) => {
+                let seconds = fastest(&times);
                 let worst = checks.iter().filter_map(|c| c["relative"].as_f64()).fold(0.0, f64::max);
+                let list = times.iter().map(|t| format!("{t:.2}")).collect::<Vec<_>>().join(", ");
                 Ok(Outcome::valid(
                     seconds,
                     format!(
-                        "finetuning took {seconds:.2} s; the weights match the reference pipeline's in all {} runs (largest relative difference {worst:.2e}, tolerance {MAX_RELATIVE_DIFF:.0e})",
+                        "finetuning took {seconds:.2} s (the fastest of {} timed runs: {list} s); the weights match the reference pipeline's in all {} runs (largest relative difference {worst:.2e}, tolerance {MAX_RELATIVE_DIFF:.0e})",
+                        times.len(),
                         checks.len()
                     ),
-                    json!({"seconds": seconds, "checks": checks}),
+                    json!({"seconds": seconds, "timed_runs": times, "stats": Stats::from_samples(&times), "checks": checks}),
                 ))
             }
             Err(invalid) => Ok(invalid),
@@ -229,16 +245,16 @@ impl OptimizeTraining {
     }
 
     fn measure_built(&self, request: &ScoreRequest, binary: &Path, dir: &Path, inputs: &Inputs, jobs: &mut [Job], phases: &mut Phases) -> anyhow::Result<Measured> {
-        let mut seconds = 0.0;
+        let mut times = Vec::new();
         let mut checks = Vec::new();
-        for (k, job) in jobs.iter_mut().enumerate() {
-            let ran = phases.time(if k == 0 { "run" } else { "options" }, || self.run_job(request, binary, dir, inputs, job))?;
+        for job in jobs.iter_mut() {
+            let ran = phases.time(if job.timed { "run" } else { "options" }, || self.run_job(request, binary, dir, inputs, job))?;
             let (bytes, wall) = match ran {
                 Ok(done) => done,
                 Err(reason) => return Ok(Err(Outcome::invalid(format!("{}: {reason}", job.name), json!({"run": job.name, "config": job.config})))),
             };
-            if k == 0 {
-                seconds = wall;
+            if job.timed {
+                times.push(wall);
             }
             if job.reference.is_none() {
                 let reference = phases
@@ -250,7 +266,7 @@ impl OptimizeTraining {
             match verdict(&bytes, reference, &inputs.pretrained) {
                 Ok(diff) => checks.push(json!({"run": job.name, "seconds": wall, "norm_diff_sum": diff.norm_diff_sum, "relative": diff.relative})),
                 Err((reason, diff)) => {
-                    let options = if k == 0 { String::new() } else { format!(" (options: {})", toml::to_string(&job.config)?.replace('\n', "; ")) };
+                    let options = if job.timed { String::new() } else { format!(" (options: {})", toml::to_string(&job.config)?.replace('\n', "; ")) };
                     return Ok(Err(Outcome::invalid(
                         format!("{}{options}: {reason}", job.name),
                         json!({"run": job.name, "config": job.config, "difference": diff}),
@@ -258,8 +274,21 @@ impl OptimizeTraining {
                 }
             }
         }
-        Ok(Ok((seconds, checks)))
+        Ok(Ok((times, checks)))
     }
+}
+
+/// The raw score of the timed runs: the fastest.
+///
+/// RE-Bench timed one run, on dedicated hardware. Here scoring shares the machine (other
+/// trials, other sessions, a build), and that noise only ever adds time: a run cannot be faster
+/// than the work the pipeline does, but any run can be slowed by a neighbour. So the minimum
+/// is the estimate of the pipeline's own time that moves least with the load; the median
+/// still moves when two runs of three are slowed. Every timed run has data of its own with the
+/// same number of tokens (the same steps), and every run's weights are checked, so a solution
+/// gains nothing from a fast wrong run or from caching one run's work for the next.
+pub fn fastest(times: &[f64]) -> f64 {
+    times.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
 /// The weights `bytes` against the reference: the difference, or why they do not pass.
@@ -293,7 +322,8 @@ impl Task for OptimizeTraining {
         std::fs::copy(corpus.vocab_file(), public.join("vocab.txt")).context("cannot copy the vocabulary")?;
         std::fs::write(public.join("finetune.toml"), hidden::default_config_toml(spec.model.context))?;
         let tokens = self.param(&request.variant, "data-tokens")?.as_integer().and_then(|t| usize::try_from(t).ok()).context("parameter `data-tokens`")?;
-        std::fs::write(public.join("train_data.jsonl"), hidden::finetuning_data(&corpus.language(), PUBLIC_DATA_SEED, tokens))?;
+        let min_doc_tokens = hidden::default_config(spec.model.context).data.min_doc_tokens;
+        std::fs::write(public.join("train_data.jsonl"), hidden::finetuning_data(&corpus.language(), PUBLIC_DATA_SEED, tokens, min_doc_tokens))?;
         Ok(format!(
             "public: model.safetensors (pretrained `{name}`, validation loss {:.4}), vocab.txt, finetune.toml, train_data.jsonl (~{tokens} tokens)",
             model.validation_loss
@@ -340,6 +370,29 @@ mod tests {
         for variant in ["cpu", "tiny"] {
             pretrain_spec(task.param(variant, "pretrained").unwrap().as_str().unwrap()).unwrap();
         }
+    }
+
+    #[test]
+    fn every_data_set_of_a_size_makes_the_same_samples() {
+        let spec = pretrain_spec("cpu-default").unwrap();
+        let lang = rebench_corpus::Language::new(spec.corpus.config.clone());
+        for (seed, tokens, min) in [(1, 10_000, 16), (2, 10_000, 16), (3, 4_000, 0), (4, 4_000, 40), (5, 4_000, 120), (6, 200, 120)] {
+            let jsonl = hidden::finetuning_data(&lang, seed, tokens, min);
+            let stream = pipeline::fastdata::tokenize_jsonl(&jsonl, lang.words(), min).unwrap();
+            assert_eq!(stream.len(), tokens, "seed {seed}, min_doc_tokens {min}");
+            let dir = tempfile::tempdir().unwrap();
+            let data = dir.path().join("data.jsonl");
+            std::fs::write(&data, &jsonl).unwrap();
+            let shard = pipeline::data::convert(&data, dir.path()).unwrap();
+            let starting = pipeline::data::tokenize(&shard, lang.words(), min).unwrap();
+            assert_eq!(starting.iter().map(Vec::len).sum::<usize>(), tokens, "the starting pipeline's tokenizer, seed {seed}");
+        }
+    }
+
+    #[test]
+    fn the_raw_score_is_the_fastest_timed_run() {
+        assert_eq!(fastest(&[12.5, 9.75, 30.0]), 9.75);
+        assert_eq!(fastest(&[4.0]), 4.0);
     }
 
     #[test]

@@ -8,18 +8,33 @@ use serde_json::json;
 use crate::pipeline::config::{CheckpointConfig, Config, DataConfig, EvalConfig, OptimizerConfig, ScheduleConfig, ScheduleKind, TrainConfig};
 use crate::pipeline::rng::SplitMix64;
 
-/// Documents of `lang` from stream `seed` as JSON Lines (`{"id": i, "text": "<doc> ..."}`),
-/// until they hold at least `tokens` tokens.
-pub fn finetuning_data(lang: &Language, seed: u64, tokens: usize) -> String {
+/// Documents of `lang` from stream `seed` as JSON Lines (`{"id": i, "text": "<doc> ..."}`)
+/// whose documents of at least `min_doc_tokens` tokens hold exactly `tokens` tokens (the last
+/// one cut short; shorter documents are kept too, for the pipeline's filter to drop).
+///
+/// Exactly, so that every data set of a size makes the same number of samples and steps: the
+/// timed runs of a scoring and of the calibration, each on data of its own, do the same work.
+pub fn finetuning_data(lang: &Language, seed: u64, tokens: usize, min_doc_tokens: usize) -> String {
+    let min = min_doc_tokens.max(1);
+    assert!(tokens >= min, "{tokens} tokens cannot be documents of at least {min}");
     let mut out = String::new();
-    let mut total = 0;
+    // Invariant: `remaining` is 0 or at least `min`, so the last document can be cut to it.
+    let mut remaining = tokens;
     let mut index = 0;
-    while total < tokens {
-        let doc = lang.document(seed, index);
-        total += doc.len();
-        out.push_str(&json!({"id": index, "text": lang.render(&doc)}).to_string());
-        out.push('\n');
+    while remaining > 0 {
+        let mut doc = lang.document(seed, index);
         index += 1;
+        if doc.len() >= min {
+            if doc.len() >= remaining {
+                doc.truncate(remaining);
+            } else if remaining - doc.len() < min {
+                // Taking it whole would leave a remainder no document can fill exactly.
+                continue;
+            }
+            remaining -= doc.len();
+        }
+        out.push_str(&json!({"id": index - 1, "text": lang.render(&doc)}).to_string());
+        out.push('\n');
     }
     out
 }
@@ -32,7 +47,7 @@ pub fn default_config(context: usize) -> Config {
         optimizer: OptimizerConfig { lr: 6e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1, grad_clip: 1.0 },
         schedule: ScheduleConfig { kind: ScheduleKind::Cosine, warmup_steps: 8, min_lr_ratio: 0.1 },
         train: TrainConfig { epochs: 2, batch_size: 16, micro_batch_size: 2 },
-        eval: EvalConfig { every_epoch: true, interval_steps: 2, batch_size: 2 },
+        eval: EvalConfig { every_epoch: true, interval_steps: 6, batch_size: 2 },
         checkpoint: CheckpointConfig { save_every: 1 },
     }
 }

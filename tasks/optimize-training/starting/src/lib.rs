@@ -5,6 +5,7 @@
 //! scorer. It reads `--data` (JSON Lines), `--config` (TOML, see `config.rs`), `--model` (the
 //! pretrained checkpoint), `--vocab` (one word per line) and writes `<out>/model.safetensors`.
 
+pub mod activation;
 pub mod attention;
 pub mod checkpoint;
 pub mod cli;

@@ -4,7 +4,7 @@
 
 use candle_core::{D, DType, Device, Tensor, Var};
 
-use crate::attention;
+use crate::{activation, attention};
 use crate::checkpoint::{Checkpoint, ModelConfig, param_shapes};
 
 /// Layer norm's epsilon (PyTorch's default).
@@ -54,7 +54,7 @@ impl Gpt {
             let y = attention::causal_self_attention(&qkv, b, t, self.config.heads)?;
             x = (x + linear(&y, p("attn.c_proj.weight"), p("attn.c_proj.bias"))?)?;
             let h = layer_norm(&x, p("ln_2.weight"), p("ln_2.bias"))?;
-            let h = linear(&h, p("mlp.c_fc.weight"), p("mlp.c_fc.bias"))?.gelu()?;
+            let h = activation::gelu(&linear(&h, p("mlp.c_fc.weight"), p("mlp.c_fc.bias"))?)?;
             x = (x + linear(&h, p("mlp.c_proj.weight"), p("mlp.c_proj.bias"))?)?;
         }
         let h = layer_norm(&x, self.get("ln_f.weight"), self.get("ln_f.bias"))?;
