@@ -350,7 +350,8 @@ pub fn run(ws: &Workspace, command: Cmd) -> anyhow::Result<ExitCode> {
                     println!(
                         "{}",
                         serde_json::json!({"task": row.task, "variant": row.variant, "passed": row.passed(),
-                            "starting": side(&row.starting), "reference": side(&row.reference), "problems": row.problems})
+                            "starting": side(&row.starting), "reference": side(&row.reference), "problems": row.problems,
+                            "skipped": row.skipped})
                     );
                 }
             } else {

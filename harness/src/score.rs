@@ -148,6 +148,9 @@ pub fn score(
     scorer_bin: &Path,
 ) -> anyhow::Result<ScoreResult> {
     let start = Instant::now();
+    if let Some(why) = task.manifest.variant(variant).and_then(|v| v.unmet()) {
+        bail!("skipped: the {variant} variant of `{}` cannot run here: {why}", task.id);
+    }
     let params = resolve_params(task, variant, &options.params)?;
     ensure_prepared(ws, task, variant, scorer_bin)?;
     let label = target.label();

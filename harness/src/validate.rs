@@ -19,17 +19,36 @@ pub struct Row {
     pub reference: Option<ScoreResult>,
     /// Empty when the row passed.
     pub problems: Vec<String>,
+    /// Why the variant was not scored on this machine (`Variant::unmet`); such a row passes.
+    pub skipped: Option<String>,
 }
 
 impl Row {
+    fn new(task: &str, variant: &str) -> Self {
+        Row { task: task.to_owned(), variant: variant.to_owned(), starting: None, reference: None, problems: Vec::new(), skipped: None }
+    }
+
     pub fn passed(&self) -> bool {
         self.problems.is_empty()
     }
 }
 
+/// Why `variant` of `task` cannot run here, if it cannot.
+fn unmet(task: &TaskEntry, variant: &str) -> Option<String> {
+    task.manifest.variant(variant).and_then(|v| v.unmet())
+}
+
+fn skipped(task: &TaskEntry, variant: &str, why: String) -> Row {
+    eprintln!("skipping {} [{variant}]: {why}", task.id);
+    Row { skipped: Some(why), ..Row::new(&task.id, variant) }
+}
+
 /// Scores the starting and reference solutions of `task` and judges them against its tolerance.
 pub fn validate_task(ws: &Workspace, task: &TaskEntry, variant: &str, options: &ScoreOptions, scorer_bin: &std::path::Path) -> Row {
-    let mut row = Row { task: task.id.clone(), variant: variant.to_owned(), starting: None, reference: None, problems: Vec::new() };
+    if let Some(why) = unmet(task, variant) {
+        return skipped(task, variant, why);
+    }
+    let mut row = Row::new(&task.id, variant);
     let tolerance = task.manifest.scoring.tolerance;
     for (which, expected) in [(Solution::Starting, 0.0), (Solution::Reference, 1.0)] {
         match score::score(ws, task, variant, &Target::Named(which), options, scorer_bin) {
@@ -61,14 +80,18 @@ pub fn validate(ws: &Workspace, variant: &str, options: &ScoreOptions) -> anyhow
         .broken
         .iter()
         .map(|(dir, why)| Row {
-            task: dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-            variant: variant.to_owned(),
-            starting: None,
-            reference: None,
             problems: vec![why.clone()],
+            ..Row::new(&dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), variant)
         })
         .collect();
-    let selected: Vec<&TaskEntry> = found.tasks.iter().filter(|t| t.manifest.variant(variant).is_some()).collect();
+    let mut selected = Vec::new();
+    for task in found.tasks.iter().filter(|t| t.manifest.variant(variant).is_some()) {
+        match unmet(task, variant) {
+            // Not even its scorer is built: a GPU or endpoint variant's features may not build here.
+            Some(why) => rows.push(skipped(task, variant, why)),
+            None => selected.push(task),
+        }
+    }
     let features = selected.first().map(|t| t.manifest.variants[variant].features.clone()).unwrap_or_default();
     let binaries = crate::scorer::build(ws, &selected, &features)?;
     for (task, binary) in selected.iter().zip(&binaries) {
@@ -92,6 +115,9 @@ pub fn check(ws: &Workspace, id: &str, variant: &str, options: &ScoreOptions) ->
         .context("cannot run cargo test")?;
     if !status.success() {
         bail!("the tests of `{id}` fail");
+    }
+    if let Some(why) = unmet(&task, variant) {
+        return Ok(skipped(&task, variant, why));
     }
     let features = task.manifest.variants[variant].features.clone();
     let binary = crate::scorer::build(ws, &[&task], &features)?.remove(0);
@@ -121,7 +147,11 @@ pub fn table(rows: &[Row]) -> String {
             fmt(&row.reference, false),
             fmt(&row.starting, true),
             fmt(&row.reference, true),
-            if row.passed() { "ok".to_owned() } else { format!("FAIL: {}", row.problems.join("; ")) }
+            match (&row.skipped, row.passed()) {
+                (Some(why), _) => format!("skipped: {why}"),
+                (None, true) => "ok".to_owned(),
+                (None, false) => format!("FAIL: {}", row.problems.join("; ")),
+            }
         ));
     }
     out

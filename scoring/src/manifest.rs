@@ -135,6 +135,11 @@ pub struct Variant {
     /// Cargo features of the task crate this variant needs (e.g. `cuda`).
     #[serde(default)]
     pub features: Vec<String>,
+    /// Environment variables the variant cannot run without (a model endpoint's address, say):
+    /// where one is unset or empty, the harness skips the variant with that reason rather than
+    /// scoring it (see [`Variant::unmet`]).
+    #[serde(default)]
+    pub requires_env: Vec<String>,
     /// Task-specific parameters, passed to the scorer and to the instructions template.
     #[serde(default)]
     pub params: BTreeMap<String, toml::Value>,
@@ -207,6 +212,13 @@ impl Manifest {
             if variant.time_budget.is_zero() {
                 return Err(invalid(&format!("variants.{name}.time-budget"), "a positive duration, e.g. \"8h\""));
             }
+            let env_name = |v: &str| {
+                v.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+                    && v.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            };
+            if !variant.requires_env.iter().all(|v| env_name(v)) {
+                return Err(invalid(&format!("variants.{name}.requires-env"), "environment variable names such as \"REBENCH_ENDPOINT_URL\""));
+            }
         }
         if let Some(solve) = &self.solve {
             if solve.command.first().is_none_or(|program| program.trim().is_empty()) {
@@ -248,6 +260,21 @@ impl Manifest {
 
     pub fn variant(&self, name: &str) -> Option<&Variant> {
         self.variants.get(name)
+    }
+}
+
+impl Variant {
+    /// Why this machine cannot run the variant, if it cannot: a required environment variable
+    /// unset or empty, or GPUs asked for where no NVIDIA device node exists. The harness then
+    /// skips it with this reason; a skip is not a score and is not logged.
+    pub fn unmet(&self) -> Option<String> {
+        if let Some(var) = self.requires_env.iter().find(|v| std::env::var_os(v).is_none_or(|x| x.is_empty())) {
+            return Some(format!("{var} is not set"));
+        }
+        if self.resources.gpus > 0 && !Path::new("/dev/nvidiactl").exists() {
+            return Some(format!("it needs {} GPU(s) and this machine has none (no /dev/nvidiactl)", self.resources.gpus));
+        }
+        None
     }
 }
 

@@ -120,3 +120,36 @@ fn score_requests_cannot_carry_a_score() {
     assert_eq!(log.entries.len(), 1);
     assert_eq!(log.entries[0].raw, Some(100.0));
 }
+
+/// A variant whose environment variable is unset is skipped by validate (a passing row that says
+/// why), refused by score, and leaves no log entry; once the variable is set it is scored.
+#[test]
+fn variants_missing_their_environment_are_skipped_not_failed() {
+    const VAR: &str = "REBENCH_TEST_SKIP_ENDPOINT_B71C";
+    let f = Fixture::new();
+    let text = manifest("alpha").replace(
+        "params = { n = 1000, label = \"small\" }",
+        &format!("params = {{ n = 1000, label = \"small\" }}\nrequires-env = [\"{VAR}\"]"),
+    );
+    assert!(text.contains("requires-env"));
+    f.task("alpha", &text);
+    let task = tasks::find(&f.ws, "alpha").unwrap();
+    let bin = f.scorer("ok", &crate::fixtures::scored_by_solution());
+    let options = ScoreOptions::default();
+
+    let row = rebench_harness::validate::validate_task(&f.ws, &task, "cpu", &options, &bin);
+    assert!(row.passed(), "{:?}", row.problems);
+    assert_eq!(row.skipped.as_deref(), Some(format!("{VAR} is not set").as_str()));
+    assert!(row.starting.is_none() && row.reference.is_none());
+    assert!(rebench_harness::validate::table(std::slice::from_ref(&row)).contains(&format!("skipped: {VAR} is not set")));
+    let err = score(&f.ws, &task, "cpu", &Target::Named(Solution::Reference), &options, &bin).unwrap_err();
+    assert!(format!("{err:#}").starts_with("skipped:"), "{err:#}");
+    assert!(!f.ws.home.join("scores").exists() || std::fs::read_dir(f.ws.home.join("scores")).unwrap().next().is_none(), "a skip logs nothing");
+
+    // SAFETY: this test alone reads or writes this variable.
+    unsafe { std::env::set_var(VAR, "http://127.0.0.1:9/v1") };
+    let row = rebench_harness::validate::validate_task(&f.ws, &task, "cpu", &options, &bin);
+    unsafe { std::env::remove_var(VAR) };
+    assert!(row.skipped.is_none() && row.passed(), "{:?} {:?}", row.skipped, row.problems);
+    assert!(row.reference.is_some());
+}
