@@ -148,7 +148,7 @@ mod tests {
         // A sentence of the language mentioning the name: `<name> <intransitive verb> .`
         let verb = (0..lang.vocab_size() as u32).find(|&t| lang.class(t) == Class::VerbISg).unwrap();
         let period = (0..lang.vocab_size() as u32).find(|&t| lang.class(t) == Class::Period).unwrap();
-        let good: Vec<u32> = [name, verb, period].repeat(1);
+        let good: Vec<u32> = vec![name, verb, period];
         let g = judge.grade(prompt, &good);
         assert!(!g.malformed && g.names == 1, "{g:?}");
         // Ungrammatical: two periods in a row.

@@ -68,7 +68,7 @@ pub const REFERENCE_MODEL: &str = "reference_model.safetensors";
 
 /// Seeds the held-out responses of every model scored (and of the base and reference
 /// opponents): fixed, so the same weights always get the same score.
-pub const SCORING_SEED: u64 = 0x5c0_7e5e_ed;
+pub const SCORING_SEED: u64 = 0x0005_c07e_5eed;
 /// Seeds the proxy's training pairs, their label noise and its weights.
 const PROXY_SEED: u64 = 0x9_0c5e;
 /// Sampling temperatures of the proxy's training responses (one per side, drawn per pair), so
@@ -253,10 +253,10 @@ pub fn verdict(lang: &Language, heldout: &Heldout, candidate: &[Vec<Vec<u32>>]) 
         .map(|(i, p)| {
             let (mut wb, mut wr) = (0.0, 0.0);
             let mut grades = Vec::new();
-            for j in 0..heldout.samples {
-                let g = judge.grade(p, &candidate[i][j]);
-                wb += judge::outcome(g.score, judge.grade(p, &heldout.base[i][j]).score);
-                wr += judge::outcome(g.score, judge.grade(p, &heldout.reference[i][j]).score);
+            for ((c, b), r) in candidate[i].iter().zip(&heldout.base[i]).zip(&heldout.reference[i]) {
+                let g = judge.grade(p, c);
+                wb += judge::outcome(g.score, judge.grade(p, b).score);
+                wr += judge::outcome(g.score, judge.grade(p, r).score);
                 grades.push(g);
             }
             (wb / heldout.samples as f64, wr / heldout.samples as f64, grades)
