@@ -37,6 +37,7 @@
 
 pub mod batches;
 pub mod corpus;
+pub mod models_copy;
 pub mod pretrain;
 
 pub use batches::TokenBatches;

@@ -14,7 +14,6 @@
 //! (ties half), averaged over the two opponents; the same weights always get the same score.
 
 pub mod judge;
-pub mod models_copy;
 pub mod prompts;
 pub mod proxy_train;
 #[path = "../starting/src/engine.rs"]
@@ -397,7 +396,7 @@ impl FinetuneChat {
         fs::copy(base.checkpoint(), public.join(BASE_MODEL))?;
         fs::copy(base.corpus.vocab_file(), public.join(VOCAB))?;
         fs::write(public.join(PROMPTS), serde_json::to_vec(&train)?)?;
-        models_copy::write(&public.join(MODELS))?;
+        rebench_pretrained::models_copy::write(&public.join(MODELS))?;
 
         let engine = Engine::load(&public.join(BASE_MODEL))?;
         let all = proxy_pairs(&engine, &lang, &train, sizes.proxy_pairs + sizes.proxy_pairs / 10, sizes.label_noise);

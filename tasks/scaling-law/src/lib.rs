@@ -14,7 +14,6 @@ pub mod answer;
 #[path = "../starting/trainer/src/experiment.rs"]
 pub mod experiment;
 pub mod grid;
-pub mod models_copy;
 pub mod truth;
 
 use std::fs;
@@ -114,7 +113,7 @@ impl Task for ScalingLaw {
             "min-fraction": truth.min_fraction(),
         });
         fs::write(public.join("task.json"), serde_json::to_vec_pretty(&task)?)?;
-        models_copy::write(&public.join("models"))?;
+        rebench_pretrained::models_copy::write(&public.join("models"))?;
         Ok(format!(
             "{} train and {} dev tokens, budget {budget:.2e} FLOPs, cap {cap:.2e} per experiment",
             train.len(),

@@ -1,8 +1,9 @@
-//! The copy of the workspace's models crate that the agent's trainer builds on: its sources
-//! as they are, and a standalone `Cargo.toml` whose `workspace = true` entries are replaced by
-//! the workspace's own pins, so the copy builds the same code with the same dependency
-//! versions outside this workspace. Keeping the sources identical keeps the agent's experiments
-//! and the ground truth (measured with the workspace crate) the same computation.
+//! A copy of the workspace's models crate for an agent's workdir (scaling-law's trainer and
+//! finetune-chat's solution build on it): its sources as they are, and a standalone
+//! `Cargo.toml` whose `workspace = true` entries are replaced by the workspace's own pins, so
+//! the copy builds the same code with the same dependency versions outside this workspace.
+//! Identical sources keep an agent's runs and the task's own (scaling-law's ground truth,
+//! measured with the workspace crate) the same computation.
 
 use std::fs;
 use std::path::Path;
@@ -10,7 +11,7 @@ use std::path::Path;
 use anyhow::Context;
 use toml::{Table, Value};
 
-const MODELS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../crates/models");
+const MODELS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../models");
 const WORKSPACE_MANIFEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml");
 
 /// Writes the copy into `dest` (replacing what is there).
