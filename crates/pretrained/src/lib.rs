@@ -39,6 +39,7 @@ pub mod batches;
 pub mod corpus;
 pub mod models_copy;
 pub mod pretrain;
+pub mod solution_weights;
 
 pub use batches::TokenBatches;
 pub use corpus::{Corpus, default_splits, synthetic_corpus};

@@ -23,7 +23,7 @@ pub mod proxy;
 #[path = "../starting/src/format.rs"]
 pub mod format;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,14 +32,13 @@ use anyhow::{Context, bail, ensure};
 use rayon::prelude::*;
 use rebench_corpus::Language;
 use rebench_corpus::rng::derive;
-use rebench_models::{ModelConfig, Rng};
+use rebench_models::Rng;
 use rebench_pretrained::{PretrainSpec, pretrained};
 use rebench_scoring::fsutil::{self, Solution};
 use rebench_scoring::measure::Fingerprint;
 use rebench_scoring::subprocess::{self, Limits};
 use rebench_scoring::task::{self, Phases, PrepareRequest, ScoreRequest, Scored};
 use rebench_scoring::{Calibration, CalibrationSource, Manifest, Outcome, Task};
-use safetensors::{Dtype, SafeTensors};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -281,75 +280,6 @@ pub fn verdict(lang: &Language, heldout: &Heldout, candidate: &[Vec<Vec<u32>>]) 
     }
 }
 
-/// Checks a solution's weight file against the architecture `config` and, when it passes,
-/// writes it to `normalized` in `rebench_models`' checkpoint format. `Err(reason)` says what is
-/// wrong.
-pub fn check_weights(path: &Path, config: &ModelConfig, normalized: &Path) -> anyhow::Result<Result<(), String>> {
-    let specs = rebench_models::model::param_specs(config);
-    let expected_bytes: u64 = specs.iter().map(|(_, s, _)| s.iter().product::<usize>() as u64 * 4).sum();
-    let meta = match fs::symlink_metadata(path) {
-        Err(_) => return Ok(Err(format!("no {ARTIFACT} in the solution directory (save the finetuned weights there)"))),
-        Ok(m) if !m.file_type().is_file() => return Ok(Err(format!("{ARTIFACT} is not a regular file (symbolic links are not accepted)"))),
-        Ok(m) => m,
-    };
-    if meta.len() > 2 * expected_bytes + (1 << 20) {
-        return Ok(Err(format!("{ARTIFACT} is {} bytes, far more than the {expected_bytes} bytes of the model's weights", meta.len())));
-    }
-    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let st = match SafeTensors::deserialize(&bytes) {
-        Ok(st) => st,
-        Err(e) => return Ok(Err(format!("{ARTIFACT} is not a readable safetensors file: {e}"))),
-    };
-    // The head is tied to `wte`: more rows than the vocabulary would be logits over tokens that
-    // do not exist.
-    if let Ok(wte) = st.tensor("wte")
-        && wte.shape().len() == 2
-        && wte.shape()[0] != config.vocab
-    {
-        return Ok(Err(format!(
-            "the model's output layer (the tied `wte`) has {} logits, the vocabulary {} tokens: it would emit {} tokens",
-            wte.shape()[0],
-            config.vocab,
-            if wte.shape()[0] > config.vocab { "out-of-vocabulary" } else { "from a truncated vocabulary" }
-        )));
-    }
-    let names: BTreeSet<String> = st.names().into_iter().map(str::to_owned).collect();
-    let wanted: BTreeSet<String> = specs.iter().map(|(n, _, _)| n.clone()).collect();
-    if let Some(extra) = names.difference(&wanted).next() {
-        return Ok(Err(format!("{ARTIFACT} has a tensor `{extra}` that the model does not have (the architecture must not change)")));
-    }
-    let mut out: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (name, shape, _) in &specs {
-        let Ok(view) = st.tensor(name) else {
-            return Ok(Err(format!("{ARTIFACT} has no tensor `{name}` (shape {shape:?})")));
-        };
-        if view.dtype() != Dtype::F32 {
-            return Ok(Err(format!("tensor `{name}` is {:?}, expected F32", view.dtype())));
-        }
-        if view.shape() != shape.as_slice() {
-            return Ok(Err(format!("tensor `{name}` has shape {:?}, expected {shape:?}", view.shape())));
-        }
-        let bad = view.data().chunks_exact(4).filter(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite()).count();
-        if bad > 0 {
-            return Ok(Err(format!("tensor `{name}` has {bad} non-finite values (NaN or infinite)")));
-        }
-        out.push((name.clone(), shape.clone(), view.data().to_vec()));
-    }
-    let views = out
-        .iter()
-        .map(|(name, shape, data)| Ok((name.clone(), safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data)?)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let metadata = HashMap::from([
-        ("format".to_string(), rebench_models::checkpoint::FORMAT.to_string()),
-        ("config".to_string(), serde_json::to_string(config)?),
-    ]);
-    if let Some(dir) = normalized.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    safetensors::serialize_to_file(views, Some(metadata), normalized)?;
-    Ok(Ok(()))
-}
-
 #[derive(Debug)]
 pub struct FinetuneChat {
     manifest: Manifest,
@@ -459,7 +389,7 @@ impl FinetuneChat {
         let protected = request.env.store.join("protected");
         let heldout: Heldout = serde_json::from_slice(&fs::read(protected.join(HELDOUT)).context("the task is not prepared")?)?;
         let normalized = request.env.scratch.join("solution").join("normalized.safetensors");
-        let checked = phases.time("check", || check_weights(&solution.join(ARTIFACT), &sizes.base.model, &normalized))?;
+        let checked = phases.time("check", || rebench_pretrained::solution_weights::check(&solution.join(ARTIFACT), ARTIFACT, &sizes.base.model, &normalized))?;
         if let Err(reason) = checked {
             return Ok((Outcome::invalid(reason, json!({"phase": "check"})), heldout));
         }

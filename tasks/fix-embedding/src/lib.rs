@@ -12,7 +12,7 @@
 //! its mean loss on the protected test split. The raw score is that loss minus the split's exact
 //! entropy floor, so the manifest's `ln` gives `ln(loss - floor)`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -146,64 +146,6 @@ pub fn corrupt(from: &Path, to: &Path, perm: &[u32]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Checks a solution's weight file against the architecture `config` and, when it passes,
-/// writes it to `normalized` in `rebench_models`' checkpoint format (the expected config in the
-/// metadata, tensors in their canonical order). `Err(reason)` names what is wrong.
-pub fn check_weights(path: &Path, config: &ModelConfig, normalized: &Path) -> anyhow::Result<Result<(), String>> {
-    let specs = rebench_models::model::param_specs(config);
-    let expected_bytes: u64 = specs.iter().map(|(_, s, _)| s.iter().product::<usize>() as u64 * 4).sum();
-    let meta = match fs::symlink_metadata(path) {
-        Err(_) => return Ok(Err(format!("no {ARTIFACT} in the solution directory (save the repaired weights there)"))),
-        Ok(m) if !m.file_type().is_file() => return Ok(Err(format!("{ARTIFACT} is not a regular file (symbolic links are not accepted)"))),
-        Ok(m) => m,
-    };
-    // The header of a file with these tensors is a few kilobytes: anything much larger is not
-    // this architecture, and is not read into memory.
-    if meta.len() > expected_bytes + (1 << 20) {
-        return Ok(Err(format!("{ARTIFACT} is {} bytes, far more than the {expected_bytes} bytes of the model's weights", meta.len())));
-    }
-    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let st = match SafeTensors::deserialize(&bytes) {
-        Ok(st) => st,
-        Err(e) => return Ok(Err(format!("{ARTIFACT} is not a readable safetensors file: {e}"))),
-    };
-    let names: BTreeSet<String> = st.names().into_iter().map(str::to_owned).collect();
-    let wanted: BTreeSet<String> = specs.iter().map(|(n, _, _)| n.clone()).collect();
-    if let Some(extra) = names.difference(&wanted).next() {
-        return Ok(Err(format!("{ARTIFACT} has a tensor `{extra}` that the model does not have (the architecture must not change)")));
-    }
-    let mut out: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for (name, shape, _) in &specs {
-        let Ok(view) = st.tensor(name) else {
-            return Ok(Err(format!("{ARTIFACT} has no tensor `{name}` (shape {shape:?})")));
-        };
-        if view.dtype() != Dtype::F32 {
-            return Ok(Err(format!("tensor `{name}` is {:?}, expected F32", view.dtype())));
-        }
-        if view.shape() != shape.as_slice() {
-            return Ok(Err(format!("tensor `{name}` has shape {:?}, expected {shape:?}", view.shape())));
-        }
-        let bad = view.data().chunks_exact(4).filter(|b| !f32::from_le_bytes([b[0], b[1], b[2], b[3]]).is_finite()).count();
-        if bad > 0 {
-            return Ok(Err(format!("tensor `{name}` has {bad} non-finite values (NaN or infinite)")));
-        }
-        out.push((name.clone(), shape.clone(), view.data().to_vec()));
-    }
-    let views = out
-        .iter()
-        .map(|(name, shape, data)| Ok((name.clone(), safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), data)?)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let metadata = BTreeMap::from([
-        ("format".to_string(), rebench_models::checkpoint::FORMAT.to_string()),
-        ("config".to_string(), serde_json::to_string(config)?),
-    ]);
-    if let Some(dir) = normalized.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    rebench_models::checkpoint::write_safetensors(views, &metadata, normalized)?;
-    Ok(Ok(()))
-}
-
 #[derive(Debug)]
 pub struct FixEmbedding {
     manifest: Manifest,
@@ -252,7 +194,7 @@ impl FixEmbedding {
     pub fn score_artifact(&self, request: &ScoreRequest, sizes: &Sizes, solution: &Path, label: &str, phases: &mut Phases) -> anyhow::Result<Outcome> {
         let config = &sizes.large.model;
         let normalized = request.env.scratch.join(label).join("normalized.safetensors");
-        let checked = phases.time("check", || check_weights(&solution.join(ARTIFACT), config, &normalized))?;
+        let checked = phases.time("check", || rebench_pretrained::solution_weights::check(&solution.join(ARTIFACT), ARTIFACT, config, &normalized))?;
         if let Err(reason) = checked {
             return Ok(Outcome::invalid(reason, json!({"phase": "check"})));
         }
