@@ -47,7 +47,7 @@ pub fn default_config(context: usize) -> Config {
         optimizer: OptimizerConfig { lr: 6e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.1, grad_clip: 1.0 },
         schedule: ScheduleConfig { kind: ScheduleKind::Cosine, warmup_steps: 8, min_lr_ratio: 0.1 },
         train: TrainConfig { epochs: 2, batch_size: 16, micro_batch_size: 2 },
-        eval: EvalConfig { every_epoch: true, interval_steps: 6, batch_size: 2 },
+        eval: EvalConfig { every_epoch: true, interval_steps: 2, batch_size: 2 },
         checkpoint: CheckpointConfig { save_every: 1 },
     }
 }

@@ -337,7 +337,10 @@ impl Task for OptimizeTraining {
         let outcome = self.measure(request, &request.solution, "solution", &inputs, &mut jobs, &mut phases)?;
         let calibration = if request.calibrate && outcome.is_valid() {
             let mut calibrate_phases = Phases::default();
-            let key = fsutil::hash_bytes(DRIVER_MAIN.as_bytes());
+            // The timed work depends on the driver and on the default configuration (which lives
+            // here, not in the solutions): a cached calibration of other work must not be reused.
+            let timed_config = toml::to_string(&hidden::default_config(inputs.pretrained.config.context))?;
+            let key = fsutil::hash_bytes(format!("{DRIVER_MAIN}\n{timed_config}").as_bytes());
             let calibration = task::calibrate_live(request, &key, |dir, which| {
                 self.measure(request, dir, &format!("own-{}", which.name()), &inputs, &mut jobs, &mut calibrate_phases)
             })?;
