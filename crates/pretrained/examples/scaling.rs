@@ -45,6 +45,8 @@ struct Args {
     log: Option<PathBuf>,
     /// The CUDA code path on the CPU: plain candle ops and AdamW's tensor-op update.
     plain: bool,
+    /// Seeds the weights; the batch order comes from `seed + 1`.
+    seed: u64,
 }
 
 fn parse() -> anyhow::Result<Args> {
@@ -63,6 +65,7 @@ fn parse() -> anyhow::Result<Args> {
         assets: None,
         log: None,
         plain: false,
+        seed: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -84,6 +87,7 @@ fn parse() -> anyhow::Result<Args> {
             "--assets" => a.assets = Some(value()?.into()),
             "--log" => a.log = Some(value()?.into()),
             "--plain" => a.plain = true,
+            "--seed" => a.seed = value()?.parse()?,
             other => anyhow::bail!("unknown argument {other} (see the example's doc comment)"),
         }
     }
@@ -110,7 +114,7 @@ fn main() -> anyhow::Result<()> {
     for &width in &a.widths {
         let cfg = ModelConfig::gpt(corpus.vocab_size(), a.context, width, a.depth, a.heads);
         let peak = a.lr * (128.0 / width as f64).sqrt();
-        let mut model = Gpt::new(cfg.clone(), 1, &device)?;
+        let mut model = Gpt::new(cfg.clone(), a.seed, &device)?;
         if a.plain {
             model.body.set_kernels(Kernels::Plain);
         }
@@ -121,11 +125,11 @@ fn main() -> anyhow::Result<()> {
                 schedule: LrSchedule { peak, min: peak / 10.0, warmup: a.warmup, total: a.steps },
                 adamw: AdamWConfig::default(),
                 grad_clip: Some(1.0),
-                seed: 1,
+                seed: a.seed,
             },
         );
         trainer.optimizer_mut().force_tensor_path = a.plain;
-        let mut batches = TokenBatches::new(train.clone(), 2);
+        let mut batches = TokenBatches::new(train.clone(), a.seed + 1);
         let start = Instant::now();
         let mut last = Vec::new();
         trainer.run(&model, &mut batches, a.steps, |s| {
@@ -138,7 +142,7 @@ fn main() -> anyhow::Result<()> {
         anyhow::ensure!(validation_loss.is_finite(), "width {width}: the validation loss is {validation_loss}");
         let tokens = a.steps * a.batch * a.context;
         let row = serde_json::json!({
-            "device": a.device, "width": width, "depth": a.depth, "heads": a.heads, "context": a.context,
+            "device": a.device, "seed": a.seed, "width": width, "depth": a.depth, "heads": a.heads, "context": a.context,
             "batch": a.batch, "steps": a.steps, "peak_lr": peak, "params_matmul": cfg.params_matmul(),
             "params_total": cfg.params_total(), "train_tokens": tokens, "train_flops": cfg.train_flops(tokens as u64),
             "final_train_loss": last.iter().sum::<f64>() / last.len().max(1) as f64,
