@@ -336,9 +336,9 @@ impl Task for ScaffoldSynthesis {
         let outcome = self.measure(request, &request.solution, "solution", &engine, &plan, &mut phases)?;
         let calibration = if request.calibrate && outcome.is_valid() {
             // The same problems (the seed), the same weights, the same limits. The weights' own
-            // hash, not the asset's key: training the same spec again gives other weights (the
-            // CPU kernels' parallel sums are not ordered), so a retrained store must not reuse
-            // the old calibration.
+            // hash, not the asset's key: a store retrained where the weights come out otherwise
+            // (other code, or a CPU whose vector width makes gemm round differently) must not
+            // reuse the old calibration.
             let weights = asset.manifest.files.get("model.safetensors").map_or("", |f| f.sha256.as_str());
             let key = format!("{}|{weights}|{}|{:?}", request.seed, fsutil::hash_bytes(format!("{DRIVER_MAIN}{DRIVER_WIRE}").as_bytes()), plan.limits);
             let mut own = Phases::default();
