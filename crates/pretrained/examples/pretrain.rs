@@ -1,7 +1,7 @@
 //! Pretrains a GPT on the synthetic corpus and prints how long it took and how good it is.
 //!
 //! ```sh
-//! cargo run --release -p rebench-pretrained --example pretrain -- [--spec cpu-default|tiny] [--threads 2] [--assets DIR]
+//! cargo run --release -p rebench-pretrained --example pretrain -- [--spec cpu-default|gpu-default|tiny] [--device cpu|cuda] [--threads 2] [--assets DIR]
 //! #   overrides for sizing experiments: --steps N --batch N --context N --width N --depth N --heads N --lr X --warmup N
 //! ```
 //!
@@ -11,7 +11,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use rebench_pretrained::{PretrainSpec, Split, pretrained};
+use rebench_pretrained::{PretrainSpec, Split, pretrained_on};
 
 /// mimalloc: candle allocates and frees every activation on every step, which glibc's malloc
 /// serves more slowly (see crates/models' benchmark).
@@ -32,6 +32,7 @@ fn main() -> anyhow::Result<()> {
     let mut spec = PretrainSpec::cpu_default();
     let mut name = "cpu-default".to_string();
     let mut threads = 2;
+    let mut device = "cpu".to_string();
     let mut assets: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -39,12 +40,9 @@ fn main() -> anyhow::Result<()> {
         match a.as_str() {
             "--spec" => {
                 name = value()?;
-                spec = match name.as_str() {
-                    "cpu-default" => PretrainSpec::cpu_default(),
-                    "tiny" => PretrainSpec::tiny(),
-                    other => anyhow::bail!("--spec cpu-default|tiny, not {other}"),
-                }
+                spec = PretrainSpec::named(&name)?;
             }
+            "--device" => device = value()?,
             "--threads" => threads = value()?.parse()?,
             "--assets" => assets = Some(value()?.into()),
             "--steps" => spec.steps = value()?.parse()?,
@@ -77,7 +75,7 @@ fn main() -> anyhow::Result<()> {
     );
     let start = Instant::now();
     let cpu_start = cpu_seconds();
-    let p = pretrained(&store, &spec)?;
+    let p = pretrained_on(&store, &spec, &rebench_pretrained::device::by_name(&device)?)?;
     let total = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_start;
     let e = &p.eval;

@@ -22,7 +22,6 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use rebench_models::candle_core::Device;
 use rebench_models::{AdamWConfig, Gpt, Kernels, LrSchedule, ModelConfig, TrainConfig, Trainer};
 use rebench_pretrained::{Split, TokenBatches, default_splits, evaluate_split, synthetic_corpus};
 
@@ -98,11 +97,7 @@ fn main() -> anyhow::Result<()> {
     let a = parse()?;
     // SAFETY: no other thread runs yet.
     unsafe { rebench_models::cpu::init_threads(a.threads)? };
-    let device = match a.device.as_str() {
-        "cpu" => Device::Cpu,
-        "cuda" => Device::new_cuda(0).context("no CUDA device (is the example built with --features cuda?)")?,
-        other => anyhow::bail!("--device cpu|cuda, not {other}"),
-    };
+    let device = rebench_pretrained::device::by_name(&a.device)?;
     let tmp = tempfile::tempdir()?;
     let store = a.assets.clone().unwrap_or_else(|| tmp.path().to_owned());
     let mut splits = default_splits();

@@ -13,6 +13,7 @@
 //! - [`corpus`]: the default language and split sizes, the corpus assets and their exact
 //!   entropy floors (the floor of every split, train included).
 //! - [`batches`]: [`TokenBatches`], seeded random windows of a token vector.
+//! - [`device`]: the device a variant's `device` parameter names (`cpu`, `cuda`).
 //! - [`pretrain`]: the specification, the training run (AdamW, warm-up + cosine schedule,
 //!   gradient clipping at 1.0, the fused CPU kernels) and what it leaves in the asset:
 //!   `model.safetensors` (the `rebench_models::checkpoint` format), `spec.json`,
@@ -37,11 +38,12 @@
 
 pub mod batches;
 pub mod corpus;
+pub mod device;
 pub mod models_copy;
 pub mod pretrain;
 pub mod solution_weights;
 
 pub use batches::TokenBatches;
 pub use corpus::{Corpus, default_splits, synthetic_corpus};
-pub use pretrain::{EVAL_BATCH, EVAL_SEED, PRETRAIN_VERSION, PretrainSpec, Pretrained, evaluate_split, pretrained};
+pub use pretrain::{EVAL_BATCH, EVAL_SEED, PRETRAIN_VERSION, PretrainSpec, Pretrained, evaluate_split, pretrained, pretrained_on};
 pub use rebench_corpus::{Split, SyntheticSplits};

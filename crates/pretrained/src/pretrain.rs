@@ -64,6 +64,35 @@ impl PretrainSpec {
         }
     }
 
+    /// The GPU default, for the tasks' `gpu` variants: an 8-layer GPT of width 512 with a
+    /// context of 256 (about 29M parameters), 4,000 steps of 32 windows on a 40M-token train
+    /// split of the default language (about 33M tokens read: under one epoch). Sized from the
+    /// models crate's H100 measurement (a 4-layer width-256 step took 29 ms, host-bound) to
+    /// train in minutes on one H100; not yet run on a GPU.
+    pub fn gpu_default() -> Self {
+        let corpus = SyntheticSplits { train: 40_000_000, ..default_splits() };
+        let vocab = rebench_corpus::Language::new(corpus.config.clone()).vocab_size();
+        Self {
+            model: ModelConfig::gpt(vocab, 256, 512, 8, 8),
+            corpus,
+            steps: 4000,
+            batch_size: 32,
+            peak_lr: 1e-3,
+            warmup: 200,
+            seed: 1,
+        }
+    }
+
+    /// The specification a variant parameter names: `cpu-default`, `gpu-default` or `tiny`.
+    pub fn named(name: &str) -> anyhow::Result<Self> {
+        match name {
+            "cpu-default" => Ok(Self::cpu_default()),
+            "gpu-default" => Ok(Self::gpu_default()),
+            "tiny" => Ok(Self::tiny()),
+            other => anyhow::bail!("unknown pretrained model `{other}`: `cpu-default`, `gpu-default` or `tiny`"),
+        }
+    }
+
     /// Seconds on a CPU: for tests. The tiny language (a few words per class), a one-layer
     /// model.
     pub fn tiny() -> Self {
@@ -95,16 +124,19 @@ impl PretrainSpec {
         }
     }
 
-    fn asset_spec(&self) -> Spec {
-        Spec::new(
-            "pretrained-gpt",
-            serde_json::json!({
-                "pretrain-version": PRETRAIN_VERSION,
-                "checkpoint-format": rebench_models::checkpoint::FORMAT,
-                "generator-version": rebench_corpus::GENERATOR_VERSION,
-                "spec": self,
-            }),
-        )
+    /// The asset's key. A model trained off the CPU is an asset of its own (other kernels give
+    /// other bits); a CPU model keeps the key it had before devices were named.
+    fn asset_spec(&self, device: &Device) -> Spec {
+        let mut key = serde_json::json!({
+            "pretrain-version": PRETRAIN_VERSION,
+            "checkpoint-format": rebench_models::checkpoint::FORMAT,
+            "generator-version": rebench_corpus::GENERATOR_VERSION,
+            "spec": self,
+        });
+        if !device.is_cpu() {
+            key["device"] = serde_json::json!(if device.is_cuda() { "cuda" } else { "metal" });
+        }
+        Spec::new("pretrained-gpt", key)
     }
 
     fn check(&self, corpus: &Corpus) -> anyhow::Result<()> {
@@ -167,7 +199,12 @@ impl Pretrained {
 
     /// Loads the checkpoint on the CPU.
     pub fn load(&self) -> anyhow::Result<Gpt> {
-        Ok(Gpt::load(&self.checkpoint(), &Device::Cpu)?)
+        self.load_on(&Device::Cpu)
+    }
+
+    /// Loads the checkpoint on `device`.
+    pub fn load_on(&self, device: &Device) -> anyhow::Result<Gpt> {
+        Ok(Gpt::load(&self.checkpoint(), device)?)
     }
 }
 
@@ -178,19 +215,24 @@ pub fn evaluate_split<M: LanguageModel>(model: &M, corpus: &Corpus, split: Split
     Ok(evaluate(model, &tokens, EVAL_BATCH, EVAL_SEED)?.loss)
 }
 
-/// The model `spec` describes, trained unless the store `assets` (the harness's
+/// The model `spec` describes, trained on the CPU unless the store `assets` (the harness's
 /// `Environment::assets`) already holds it, verified. Prepares the corpus assets first.
 pub fn pretrained(assets: &Path, spec: &PretrainSpec) -> anyhow::Result<Pretrained> {
+    pretrained_on(assets, spec, &Device::Cpu)
+}
+
+/// [`pretrained`], trained on `device` (an asset of its own off the CPU).
+pub fn pretrained_on(assets: &Path, spec: &PretrainSpec, device: &Device) -> anyhow::Result<Pretrained> {
     let corpus = synthetic_corpus(assets, &spec.corpus)?;
     spec.check(&corpus)?;
-    let asset = Store::new(assets).ensure(&spec.asset_spec(), |b| train(spec, &corpus, b))?;
+    let asset = Store::new(assets).ensure(&spec.asset_spec(device), |b| train(spec, &corpus, device, b))?;
     let eval: EvalRecord = serde_json::from_slice(&fs::read(asset.file("eval.json"))?)
         .with_context(|| format!("{} is not a valid eval.json", asset.file("eval.json").display()))?;
     Ok(Pretrained { spec: spec.clone(), validation_loss: eval.validation_loss, eval, asset, corpus })
 }
 
-fn train(spec: &PretrainSpec, corpus: &Corpus, b: &rebench_assets::Builder) -> anyhow::Result<()> {
-    let model = Gpt::new(spec.model.clone(), spec.seed, &Device::Cpu)?;
+fn train(spec: &PretrainSpec, corpus: &Corpus, device: &Device, b: &rebench_assets::Builder) -> anyhow::Result<()> {
+    let model = Gpt::new(spec.model.clone(), spec.seed, device)?;
     let mut batches = TokenBatches::open(&corpus.train_shard(), batch_seed(spec.seed))?;
     let mut trainer = Trainer::new(&model, spec.train_config());
     let bar = b.progress(spec.steps as u64, "pretraining");
