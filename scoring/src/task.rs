@@ -154,6 +154,28 @@ impl Phases {
     }
 }
 
+/// [`calibrate_live`] when the request asks for calibration and the solution's `outcome` is
+/// valid (an invalid score is not normalized, so nothing is measured for it). `measure` times its
+/// phases on a stopwatch of its own, whose total `phases` gets as `calibrate`: the solution's
+/// phases stay the solution's, and a cache hit adds none.
+pub fn calibrate_if_asked(
+    request: &ScoreRequest,
+    outcome: &Outcome,
+    extra_key: &str,
+    phases: &mut Phases,
+    mut measure: impl FnMut(&Path, Solution, &mut Phases) -> anyhow::Result<Outcome>,
+) -> anyhow::Result<Option<Calibration>> {
+    if !request.calibrate || !outcome.is_valid() {
+        return Ok(None);
+    }
+    let mut own = Phases::default();
+    let calibration = calibrate_live(request, extra_key, |dir, which| measure(dir, which, &mut own))?;
+    if !own.0.is_empty() {
+        phases.0.insert("calibrate".into(), own.0.values().sum());
+    }
+    Ok(Some(calibration))
+}
+
 /// Live calibration: the raw scores of the task's own starting and reference solutions, measured
 /// by `measure` on this machine, or taken from the cache when this machine, these parameters and
 /// these solution sources were measured before.
@@ -200,4 +222,76 @@ pub fn calibrate_live(
         cache.put(&key, &calibration).context("cannot write the calibration cache")?;
     }
     Ok(calibration)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+
+    /// A request over a task folder with one-file starting and reference solutions.
+    fn request(root: &Path, calibrate: bool) -> ScoreRequest {
+        for (dir, text) in [("starting", "a"), ("reference", "b")] {
+            fs::create_dir_all(root.join("task").join(dir)).unwrap();
+            fs::write(root.join("task").join(dir).join("file"), text).unwrap();
+        }
+        ScoreRequest {
+            variant: "cpu".into(),
+            solution: root.join("task/starting"),
+            env: Environment {
+                task_dir: root.join("task"),
+                store: root.join("store"),
+                scratch: root.join("scratch"),
+                target_dir: root.join("target"),
+                assets: root.join("assets"),
+            },
+            seed: 1,
+            params: BTreeMap::new(),
+            calibration_cache: Some(root.join("cache")),
+            calibrate,
+            solution_timeout_secs: None,
+        }
+    }
+
+    fn valid(raw: f64) -> Outcome {
+        Outcome::Valid { raw, message: String::new(), details: Value::Null }
+    }
+
+    #[test]
+    fn calibrates_only_when_asked_and_valid() {
+        let tmp = tempfile::tempdir().unwrap();
+        let invalid = Outcome::Invalid { reason: "no".into(), details: Value::Null };
+        for (calibrate, outcome) in [(false, valid(1.0)), (true, invalid)] {
+            let mut phases = Phases::default();
+            let got = calibrate_if_asked(&request(tmp.path(), calibrate), &outcome, "", &mut phases, |_, _, _| {
+                panic!("measured without a reason to")
+            });
+            assert!(got.unwrap().is_none());
+            assert!(phases.0.is_empty());
+        }
+    }
+
+    #[test]
+    fn measures_both_solutions_once_and_books_the_time_as_calibrate() {
+        let tmp = tempfile::tempdir().unwrap();
+        let request = request(tmp.path(), true);
+        let mut phases = Phases::default();
+        phases.0.insert("run".into(), 2.0);
+        let mut seen = Vec::new();
+        let mut measure = |dir: &Path, which: Solution, own: &mut Phases| {
+            seen.push((which, fs::read_to_string(dir.join("file")).unwrap()));
+            own.0.insert(which.name().into(), 0.5);
+            Ok(valid(if which == Solution::Starting { 10.0 } else { 3.0 }))
+        };
+        let got = calibrate_if_asked(&request, &valid(5.0), "key", &mut phases, &mut measure).unwrap().unwrap();
+        assert_eq!((got.starting, got.reference), (10.0, 3.0));
+        assert_eq!(seen, [(Solution::Starting, "a".to_string()), (Solution::Reference, "b".to_string())]);
+        assert_eq!(phases.0, BTreeMap::from([("calibrate".into(), 1.0), ("run".into(), 2.0)]));
+        // The second time comes from the cache: nothing measured, no time booked.
+        let mut again = Phases::default();
+        let cached = calibrate_if_asked(&request, &valid(5.0), "key", &mut again, |_, _, _| panic!("not cached")).unwrap();
+        assert_eq!(cached.map(|c| (c.starting, c.reference)), Some((10.0, 3.0)));
+        assert!(again.0.is_empty());
+    }
 }

@@ -362,21 +362,12 @@ impl Task for OptimizeKernel {
         let device = if target == Target::Gpu { gpu_device()? } else { String::new() };
         let plan = Plan::from_request(target, request, request.seed)?;
         let outcome = self.measure(request, &request.solution, "solution", &plan, &mut phases)?;
-        let calibration = if request.calibrate && outcome.is_valid() {
-            // Cached per machine (the fingerprint), per driver source and, on the GPU, per card.
-            let sources: String = target.driver().files.iter().map(|(_, text)| *text).collect();
-            let key = fsutil::hash_bytes(format!("{sources}{device}").as_bytes());
-            let mut calibrate_phases = Phases::default();
-            let calibration = task::calibrate_live(request, &key, |dir, which| {
-                self.measure_own(request, dir, which, derived_seed(request.seed, which), &mut calibrate_phases)
-            })?;
-            if !calibrate_phases.0.is_empty() {
-                phases.0.insert("calibrate".into(), calibrate_phases.0.values().sum());
-            }
-            Some(calibration)
-        } else {
-            None
-        };
+        // Cached per machine (the fingerprint), per driver source and, on the GPU, per card.
+        let sources: String = target.driver().files.iter().map(|(_, text)| *text).collect();
+        let key = fsutil::hash_bytes(format!("{sources}{device}").as_bytes());
+        let calibration = task::calibrate_if_asked(request, &outcome, &key, &mut phases, |dir, which, own| {
+            self.measure_own(request, dir, which, derived_seed(request.seed, which), own)
+        })?;
         Ok(Scored { outcome, calibration, phases: phases.0 })
     }
 

@@ -334,24 +334,15 @@ impl Task for ScaffoldSynthesis {
         let engine = Engine::load(&asset.file("model.safetensors"))?;
         let plan = self.plan(request)?;
         let outcome = self.measure(request, &request.solution, "solution", &engine, &plan, &mut phases)?;
-        let calibration = if request.calibrate && outcome.is_valid() {
-            // The same problems (the seed), the same weights, the same limits. The weights' own
-            // hash, not the asset's key: a store retrained where the weights come out otherwise
-            // (other code, or a CPU whose vector width makes gemm round differently) must not
-            // reuse the old calibration.
-            let weights = asset.manifest.files.get("model.safetensors").map_or("", |f| f.sha256.as_str());
-            let key = format!("{}|{weights}|{}|{:?}", request.seed, fsutil::hash_bytes(format!("{DRIVER_MAIN}{DRIVER_WIRE}").as_bytes()), plan.limits);
-            let mut own = Phases::default();
-            let calibration = task::calibrate_live(request, &key, |dir, which| {
-                self.measure(request, dir, &format!("own-{}", which.name()), &engine, &plan, &mut own)
-            })?;
-            if !own.0.is_empty() {
-                phases.0.insert("calibrate".into(), own.0.values().sum());
-            }
-            Some(calibration)
-        } else {
-            None
-        };
+        // The same problems (the seed), the same weights, the same limits. The weights' own hash,
+        // not the asset's key: a store retrained where the weights come out otherwise (other
+        // code, or a CPU whose vector width makes gemm round differently) must not reuse the old
+        // calibration.
+        let weights = asset.manifest.files.get("model.safetensors").map_or("", |f| f.sha256.as_str());
+        let key = format!("{}|{weights}|{}|{:?}", request.seed, fsutil::hash_bytes(format!("{DRIVER_MAIN}{DRIVER_WIRE}").as_bytes()), plan.limits);
+        let calibration = task::calibrate_if_asked(request, &outcome, &key, &mut phases, |dir, which, own| {
+            self.measure(request, dir, &format!("own-{}", which.name()), &engine, &plan, own)
+        })?;
         Ok(Scored { outcome, calibration, phases: phases.0 })
     }
 }

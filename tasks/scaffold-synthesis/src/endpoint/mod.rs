@@ -379,20 +379,11 @@ pub fn score(manifest: &Manifest, request: &ScoreRequest, config: Option<&Endpoi
     let setup = Setup { endpoint: &endpoint, judge: &judge, problems: &problems, plan: &plan };
     let timeout = manifest.scoring.timeout;
     let outcome = measure(request, &request.solution, "endpoint-solution", &setup, timeout, &mut phases)?;
-    let calibration = if request.calibrate && outcome.is_valid() {
-        // The same problems and limits with the same endpoint and model (never the key).
-        let key = format!("endpoint|{}|{}|{}|{:?}", request.seed, config.model, fsutil::hash_bytes(config.url.as_bytes()), plan);
-        let key = format!("{key}|{}", fsutil::hash_bytes(format!("{DRIVER_ENDPOINT}{DRIVER_WIRE}").as_bytes()));
-        let mut own = Phases::default();
-        let calibration = task::calibrate_live(request, &key, |dir, which| {
-            measure(request, dir, &format!("endpoint-own-{}", which.name()), &setup, timeout, &mut own)
-        })?;
-        if !own.0.is_empty() {
-            phases.0.insert("calibrate".into(), own.0.values().sum());
-        }
-        Some(calibration)
-    } else {
-        None
-    };
+    // The same problems and limits with the same endpoint and model (never the key).
+    let key = format!("endpoint|{}|{}|{}|{:?}", request.seed, config.model, fsutil::hash_bytes(config.url.as_bytes()), plan);
+    let key = format!("{key}|{}", fsutil::hash_bytes(format!("{DRIVER_ENDPOINT}{DRIVER_WIRE}").as_bytes()));
+    let calibration = task::calibrate_if_asked(request, &outcome, &key, &mut phases, |dir, which, own| {
+        measure(request, dir, &format!("endpoint-own-{}", which.name()), &setup, timeout, own)
+    })?;
     Ok(Scored { outcome, calibration, phases: phases.0 })
 }
