@@ -9,36 +9,51 @@
 //!    `solution::run` with the command line `src/main.rs` gets; not timed);
 //! 3. runs it, untimed, with each option configuration: these runs check that the solution
 //!    honours every option, and they are its warm-up (page cache, first-run effects);
-//! 4. runs it `timed-runs` times with the default configuration and times each whole process;
-//!    the raw score is the fastest of them, in seconds (see [`fastest`] for why);
-//! 5. after each run reads the weights it wrote and only then computes the reference weights,
-//!    in the scorer's own process, with the task's own reference pipeline compiled in
-//!    (`pipeline`); every run's weights must agree within [`compare::MAX_RELATIVE_DIFF`].
+//! 4. when the harness asks for calibration (it always does: `[calibration] mode = "live"`),
+//!    builds the task's own starting and reference pipelines the same way;
+//! 5. runs `timed-runs` rounds with the default configuration, round `r` on data set `r`: the
+//!    solution, and when calibrating the starting and the reference pipelines, one after the
+//!    other in an order rotated every round ([`interleave`] says why), timing each whole process;
+//!    the raw score is the solution's fastest run, in seconds (see [`fastest`] for why), and the
+//!    endpoints of normalization are the starting and reference pipelines' fastest runs of this
+//!    same scoring: no calibration is cached, since one taken under another load does not
+//!    transfer (the details keep every round's seconds and the ratios, so the load shows);
+//! 6. after each round (and each option check) reads the weights every run wrote and only then
+//!    computes the reference weights, in the scorer's own process, with the task's own
+//!    reference pipeline compiled in (`pipeline`); every run's weights, the task's own
+//!    pipelines' included, must agree within the variant's tolerance ([`compare`]).
 //!
 //! Why the reference weights never touch the disk: solutions run as the scorer's user, outside
 //! any sandbox, so anything the scorer writes or caches a solution could read (RE-Bench's
 //! agents copied the reference model). Here they exist only in the scorer's memory, computed
 //! after the solution's process group has ended, from inputs the scorer holds in memory; fresh
-//! data every scoring means a solution cannot reuse what an earlier run computed either.
+//! data every round means a solution cannot reuse what an earlier run computed either.
+//!
+//! The `device` parameter (`cpu` unless a variant says otherwise; the gpu variant's `cuda`) is
+//! where every pipeline trains, the scorer's own reference computation included.
 
 pub mod compare;
 pub mod hidden;
+pub mod interleave;
 pub mod pipeline;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use candle_core::Device;
 use rebench_pretrained::PretrainSpec;
 use rebench_scoring::driver::{self, BuildPlan, DriverRun, DriverSource};
 use rebench_scoring::fsutil::{self, Solution};
-use rebench_scoring::measure::Stats;
+use rebench_scoring::log::now_rfc3339;
+use rebench_scoring::measure::{Fingerprint, Stats};
 use rebench_scoring::subprocess::Limits;
-use rebench_scoring::task::{self, Phases, PrepareRequest, ScoreRequest, Scored};
-use rebench_scoring::{Manifest, Outcome, Task};
+use rebench_scoring::task::{Phases, PrepareRequest, ScoreRequest, Scored};
+use rebench_scoring::{Calibration, CalibrationSource, Manifest, Outcome, Task};
 use serde_json::{Value, json};
 
 use crate::compare::{Difference, MAX_RELATIVE_DIFF};
+use crate::interleave::{Contestant, Timings};
 use crate::pipeline::checkpoint::Checkpoint;
 use crate::pipeline::config::Config;
 
@@ -66,6 +81,11 @@ struct Inputs {
     pretrained: Checkpoint,
     vocab_text: String,
     vocab: Vec<String>,
+    /// The `device` parameter: where every pipeline trains, and its name for their command line.
+    device_name: String,
+    device: Device,
+    /// The largest accepted relative difference of the weights (`max-relative-diff`).
+    tolerance: f64,
 }
 
 /// One run: its data and configuration, whether it is timed, and the reference weights once
@@ -78,9 +98,19 @@ struct Job {
     reference: Option<Checkpoint>,
 }
 
-/// What running a solution on every job gave: the timed runs' seconds and every run's check, or
-/// why it is invalid.
-type Measured = Result<(Vec<f64>, Vec<Value>), Outcome>;
+/// A built pipeline taking part in a scoring, and the directory it runs in.
+struct Entrant {
+    who: Contestant,
+    binary: PathBuf,
+    run_dir: PathBuf,
+}
+
+/// What the runs so far gave: every timed run's seconds and every run's check.
+#[derive(Default)]
+struct Measured {
+    timings: Timings,
+    checks: Vec<Value>,
+}
 
 impl OptimizeTraining {
     pub fn new() -> OptimizeTraining {
@@ -95,17 +125,16 @@ impl OptimizeTraining {
     }
 }
 
-/// The shared pretrained model a variant starts from.
-pub fn pretrain_spec(name: &str) -> anyhow::Result<PretrainSpec> {
-    match name {
-        "cpu-default" => Ok(PretrainSpec::cpu_default()),
-        "tiny" => Ok(PretrainSpec::tiny()),
-        other => anyhow::bail!("unknown pretrained model `{other}` (cpu-default or tiny)"),
-    }
-}
-
 fn usize_param(request: &ScoreRequest, key: &str) -> anyhow::Result<usize> {
     usize::try_from(request.param_u64(key)?).with_context(|| format!("parameter `{key}` is too large"))
+}
+
+/// Where a variant that names no `device` trains.
+const DEFAULT_DEVICE: &str = "cpu";
+
+/// The request's `device` parameter.
+fn device_name(request: &ScoreRequest) -> anyhow::Result<&str> {
+    request.params.get("device").map(|d| d.as_str().context("parameter `device` must be a string")).transpose().map(|d| d.unwrap_or(DEFAULT_DEVICE))
 }
 
 /// A seed of its own for each use of the scoring's seed.
@@ -115,19 +144,26 @@ fn derive(seed: u64, k: u64) -> u64 {
 }
 
 impl OptimizeTraining {
-    fn load_inputs(&self, public: &Path) -> anyhow::Result<Inputs> {
+    fn load_inputs(&self, request: &ScoreRequest) -> anyhow::Result<Inputs> {
+        let public = request.env.store.join("public");
         let model = public.join("model.safetensors");
         let pretrained_bytes = std::fs::read(&model).with_context(|| format!("cannot read {} (run prepare)", model.display()))?;
         let pretrained = Checkpoint::from_bytes(&pretrained_bytes).with_context(|| format!("the pretrained model {}", model.display()))?;
         let vocab_text = std::fs::read_to_string(public.join("vocab.txt")).context("cannot read the public vocab.txt (run prepare)")?;
         let vocab = vocab_text.lines().map(str::to_owned).collect();
-        Ok(Inputs { pretrained_bytes, pretrained, vocab_text, vocab })
+        let device_name = device_name(request)?.to_owned();
+        let device = rebench_pretrained::device::by_name(&device_name)?;
+        let tolerance = match request.params.get("max-relative-diff") {
+            None => MAX_RELATIVE_DIFF,
+            Some(v) => v.as_f64().filter(|t| *t > 0.0).context("parameter `max-relative-diff` must be a positive number")?,
+        };
+        Ok(Inputs { pretrained_bytes, pretrained, vocab_text, vocab, device_name, device, tolerance })
     }
 
     /// The option checks (run first, untimed: they are also the warm-up) and the timed runs
     /// (default options), each on data of its own drawn from `request`'s seed.
     fn jobs(&self, request: &ScoreRequest, inputs: &Inputs) -> anyhow::Result<Vec<Job>> {
-        let spec = pretrain_spec(request.params.get("pretrained").and_then(Value::as_str).context("parameter `pretrained`")?)?;
+        let spec = PretrainSpec::named(request.params.get("pretrained").and_then(Value::as_str).context("parameter `pretrained`")?)?;
         let lang = rebench_corpus::Language::new(spec.corpus.config.clone());
         let context = inputs.pretrained.config.context;
         let mut jobs = Vec::new();
@@ -156,10 +192,14 @@ impl OptimizeTraining {
         Ok(jobs)
     }
 
-    fn limits(&self, request: &ScoreRequest) -> anyhow::Result<Limits> {
+    fn limits(&self, request: &ScoreRequest, inputs: &Inputs) -> anyhow::Result<Limits> {
         let variant = self.manifest.variant(&request.variant).with_context(|| format!("no variant `{}`", request.variant))?;
         let timeout = request.solution_timeout_secs.map_or(self.manifest.scoring.timeout, Duration::from_secs_f64);
-        Ok(Limits { timeout: Some(timeout), address_space: Some((variant.resources.memory_gib * (1u64 << 30) as f64) as u64) })
+        // CUDA reserves far more address space than it uses and cannot start under a limit
+        // (optimize-kernel's gpu driver runs without one for the same reason): off the CPU,
+        // host memory is bounded by the machine only.
+        let address_space = inputs.device.is_cpu().then_some((variant.resources.memory_gib * (1u64 << 30) as f64) as u64);
+        Ok(Limits { timeout: Some(timeout), address_space })
     }
 
     /// Runs the built pipeline on `job` in a fresh directory; the weights it wrote and the
@@ -181,7 +221,11 @@ impl OptimizeTraining {
         }
         let out = dir.join("out");
         args.extend(["--out".to_string(), out.display().to_string()]);
-        let result = match driver::run(binary, &args, &self.limits(request)?)? {
+        // Only off the CPU: the cpu variants' command line stays the one their solutions know.
+        if !inputs.device.is_cpu() {
+            args.extend(["--device".to_string(), inputs.device_name.clone()]);
+        }
+        let result = match driver::run(binary, &args, &self.limits(request, inputs)?)? {
             DriverRun::Failed { reason, .. } => Err(reason),
             DriverRun::Report { finished, .. } => match std::fs::read(out.join("model.safetensors")) {
                 Ok(bytes) => Ok((bytes, finished.wall.as_secs_f64())),
@@ -192,8 +236,9 @@ impl OptimizeTraining {
         Ok(result)
     }
 
-    /// Builds the driver of `solution` in `<scratch>/<label>` (cleared first): the binary, or
-    /// why the solution does not build.
+    /// Builds the driver of `solution` in `<scratch>/<label>` (cleared first), with the
+    /// solution's `cuda` feature when the variant trains on a GPU: the binary, or why the
+    /// solution does not build.
     pub fn build_solution(&self, request: &ScoreRequest, solution: &Path, label: &str) -> anyhow::Result<Result<PathBuf, String>> {
         let plan = BuildPlan {
             scratch: request.env.scratch.join(label),
@@ -201,81 +246,131 @@ impl OptimizeTraining {
             target_dir: request.env.target_dir.clone(),
             timeout: self.manifest.scoring.timeout,
         };
-        driver::build(&plan, DRIVER)
+        let features: &[&str] = if device_name(request)? == "cpu" { &[] } else { &["cuda"] };
+        driver::build_with_features(&plan, DRIVER, features)
     }
 
     /// Scores a driver built by [`OptimizeTraining::build_solution`] with the same `label`
-    /// (without calibration): what `score` does after building. Tests use it to run one build
-    /// many times.
+    /// (alone, without calibration): what `score` does after building. Tests use it to run one
+    /// build many times.
     pub fn score_built(&self, request: &ScoreRequest, binary: &Path, label: &str) -> anyhow::Result<Outcome> {
-        let inputs = self.load_inputs(&request.env.store.join("public"))?;
+        let inputs = self.load_inputs(request)?;
         let mut jobs = self.jobs(request, &inputs)?;
-        self.measure_binary(request, binary, label, &inputs, &mut jobs, &mut Phases::default())
+        let solution = [Entrant { who: Contestant::Solution, binary: binary.to_owned(), run_dir: request.env.scratch.join(label).join("run") }];
+        let mut measured = Measured::default();
+        if let Some(invalid) = self.run_rounds(request, &solution, &inputs, &mut jobs, &mut measured, &mut Phases::default())? {
+            return Ok(invalid);
+        }
+        Ok(outcome(&measured, inputs.tolerance))
     }
 
-    /// Builds `solution` and runs it on every job: the first timed, each one's weights checked
-    /// against the reference pipeline's (computed here, the first time a job needs them).
-    fn measure(&self, request: &ScoreRequest, solution: &Path, label: &str, inputs: &Inputs, jobs: &mut [Job], phases: &mut Phases) -> anyhow::Result<Outcome> {
-        let binary = match phases.time("build", || self.build_solution(request, solution, label))? {
-            Ok(binary) => binary,
-            Err(reason) => return Ok(Outcome::invalid(reason, json!({"phase": "build"}))),
-        };
-        self.measure_binary(request, &binary, label, inputs, jobs, phases)
-    }
-
-    fn measure_binary(&self, request: &ScoreRequest, binary: &Path, label: &str, inputs: &Inputs, jobs: &mut [Job], phases: &mut Phases) -> anyhow::Result<Outcome> {
-        let run_dir = request.env.scratch.join(label).join("run");
-        match self.measure_built(request, binary, &run_dir, inputs, jobs, phases)? {
-            Ok((times, checks)) => {
-                let seconds = fastest(&times);
-                let worst = checks.iter().filter_map(|c| c["relative"].as_f64()).fold(0.0, f64::max);
-                let list = times.iter().map(|t| format!("{t:.2}")).collect::<Vec<_>>().join(", ");
-                Ok(Outcome::valid(
-                    seconds,
-                    format!(
-                        "finetuning took {seconds:.2} s (the fastest of {} timed runs: {list} s); the weights match the reference pipeline's in all {} runs (largest relative difference {worst:.2e}, tolerance {MAX_RELATIVE_DIFF:.0e})",
-                        times.len(),
-                        checks.len()
-                    ),
-                    json!({"seconds": seconds, "timed_runs": times, "stats": Stats::from_samples(&times), "checks": checks}),
-                ))
-            }
-            Err(invalid) => Ok(invalid),
+    /// Builds the task's own `which` pipeline into `<scratch>/own-<name>`.
+    fn build_own(&self, request: &ScoreRequest, which: Solution, who: Contestant) -> anyhow::Result<Entrant> {
+        let label = format!("own-{}", which.name());
+        let source = request.env.scratch.join("own-sources").join(which.name());
+        fsutil::materialize(&request.env.task_dir, which, &source).with_context(|| format!("cannot materialize the {} solution", which.name()))?;
+        match self.build_solution(request, &source, &label)? {
+            Ok(binary) => Ok(Entrant { who, binary, run_dir: request.env.scratch.join(&label).join("run") }),
+            Err(reason) => bail!("calibration failed: the task's own {} pipeline does not build: {reason}", which.name()),
         }
     }
 
-    fn measure_built(&self, request: &ScoreRequest, binary: &Path, dir: &Path, inputs: &Inputs, jobs: &mut [Job], phases: &mut Phases) -> anyhow::Result<Measured> {
-        let mut times = Vec::new();
-        let mut checks = Vec::new();
+    /// Runs `entrants` on every job, timed jobs as rounds in [`interleave::order`], and checks
+    /// each output against the job's reference weights, computed once the round's last
+    /// process has ended. `Some(outcome)`: the solution is invalid (the task's own pipelines
+    /// failing is an infrastructure fault, an `Err`).
+    fn run_rounds(&self, request: &ScoreRequest, entrants: &[Entrant], inputs: &Inputs, jobs: &mut [Job], measured: &mut Measured, phases: &mut Phases) -> anyhow::Result<Option<Outcome>> {
+        let contestants: Vec<Contestant> = entrants.iter().map(|e| e.who).collect();
         for job in jobs.iter_mut() {
-            let ran = phases.time(if job.timed { "run" } else { "options" }, || self.run_job(request, binary, dir, inputs, job))?;
-            let (bytes, wall) = match ran {
-                Ok(done) => done,
-                Err(reason) => return Ok(Err(Outcome::invalid(format!("{}: {reason}", job.name), json!({"run": job.name, "config": job.config})))),
-            };
+            let order = if job.timed { interleave::order(&contestants, measured.timings.rounds.len()) } else { vec![Contestant::Solution] };
+            let mut outputs = Vec::new();
+            for who in order {
+                let entrant = entrants.iter().find(|e| e.who == who).expect("every contestant has an entrant");
+                let phase = match (who, job.timed) {
+                    (Contestant::Solution, true) => "run",
+                    (Contestant::Solution, false) => "options",
+                    _ => "calibrate",
+                };
+                match phases.time(phase, || self.run_job(request, &entrant.binary, &entrant.run_dir, inputs, job))? {
+                    Ok((bytes, wall)) => outputs.push((who, bytes, wall)),
+                    Err(reason) if who == Contestant::Solution => {
+                        return Ok(Some(Outcome::invalid(format!("{}: {reason}", job.name), json!({"run": job.name, "config": job.config}))));
+                    }
+                    Err(reason) => bail!("calibration failed: the task's own {} pipeline failed on the {}: {reason}", who.name(), job.name),
+                }
+            }
             if job.timed {
-                times.push(wall);
+                measured.timings.rounds.push(outputs.iter().map(|(who, _, wall)| (*who, *wall)).collect());
             }
             if job.reference.is_none() {
                 let reference = phases
-                    .time("reference", || pipeline::finetune(&job.config, &job.jsonl, &inputs.pretrained, &inputs.vocab))
+                    .time("reference", || pipeline::finetune(&job.config, &job.jsonl, &inputs.pretrained, &inputs.vocab, &inputs.device))
                     .with_context(|| format!("the reference pipeline failed on the {}", job.name))?;
                 job.reference = Some(reference);
             }
             let reference = job.reference.as_ref().expect("computed above");
-            match verdict(&bytes, reference, &inputs.pretrained) {
-                Ok(diff) => checks.push(json!({"run": job.name, "seconds": wall, "norm_diff_sum": diff.norm_diff_sum, "relative": diff.relative})),
-                Err((reason, diff)) => {
-                    let options = if job.timed { String::new() } else { format!(" (options: {})", toml::to_string(&job.config)?.replace('\n', "; ")) };
-                    return Ok(Err(Outcome::invalid(
-                        format!("{}{options}: {reason}", job.name),
-                        json!({"run": job.name, "config": job.config, "difference": diff}),
-                    )));
+            for (who, bytes, wall) in outputs {
+                match verdict(&bytes, reference, &inputs.pretrained, inputs.tolerance) {
+                    Ok(diff) => measured.checks.push(json!({
+                        "run": job.name, "pipeline": who.name(), "seconds": wall,
+                        "norm_diff_sum": diff.norm_diff_sum, "relative": diff.relative,
+                    })),
+                    Err((reason, diff)) if who == Contestant::Solution => {
+                        let options = if job.timed { String::new() } else { format!(" (options: {})", toml::to_string(&job.config)?.replace('\n', "; ")) };
+                        return Ok(Some(Outcome::invalid(
+                            format!("{}{options}: {reason}", job.name),
+                            json!({"run": job.name, "config": job.config, "difference": diff}),
+                        )));
+                    }
+                    Err((reason, _)) => bail!("calibration failed: the task's own {} pipeline is invalid on the {}: {reason}", who.name(), job.name),
                 }
             }
         }
-        Ok(Ok((times, checks)))
+        Ok(None)
     }
+}
+
+/// The solution's valid outcome from its measured runs: raw = its fastest timed run.
+fn outcome(measured: &Measured, tolerance: f64) -> Outcome {
+    let times = measured.timings.of(Contestant::Solution);
+    let seconds = fastest(&times);
+    let own: Vec<&Value> = measured.checks.iter().filter(|c| c["pipeline"] == Contestant::Solution.name()).collect();
+    let worst = own.iter().filter_map(|c| c["relative"].as_f64()).fold(0.0, f64::max);
+    let list = times.iter().map(|t| format!("{t:.2}")).collect::<Vec<_>>().join(", ");
+    let endpoints = match (measured.timings.fastest(Contestant::Starting), measured.timings.fastest(Contestant::Reference)) {
+        (Some(start), Some(reference)) => format!(
+            "; timed in alternation on the same data, the starting pipeline's fastest run took {start:.2} s and the reference's {reference:.2} s (starting/solution {:.2}x, solution/reference {:.2}x)",
+            start / seconds,
+            seconds / reference
+        ),
+        _ => String::new(),
+    };
+    Outcome::valid(
+        seconds,
+        format!(
+            "finetuning took {seconds:.2} s (the fastest of {} timed runs: {list} s){endpoints}; the weights match the reference pipeline's in all {} runs (largest relative difference {worst:.2e}, tolerance {tolerance:.0e})",
+            times.len(),
+            own.len()
+        ),
+        json!({
+            "seconds": seconds,
+            "timed_runs": times,
+            "stats": Stats::from_samples(&times),
+            "interleaved": measured.timings.details(),
+            "checks": measured.checks,
+        }),
+    )
+}
+
+/// The normalization endpoints of a calibrating scoring: the starting and reference pipelines'
+/// fastest runs, timed in the same rounds as the solution.
+fn endpoints(timings: &Timings) -> anyhow::Result<Calibration> {
+    let fastest = |who: Contestant| timings.fastest(who).with_context(|| format!("no timed run of the {} pipeline", who.name()));
+    Ok(Calibration {
+        starting: fastest(Contestant::Starting)?,
+        reference: fastest(Contestant::Reference)?,
+        source: CalibrationSource::Live { fingerprint: Fingerprint::current().describe(), measured_at: now_rfc3339() },
+    })
 }
 
 /// The raw score of the timed runs: the fastest.
@@ -292,12 +387,12 @@ pub fn fastest(times: &[f64]) -> f64 {
 }
 
 /// The weights `bytes` against the reference: the difference, or why they do not pass.
-fn verdict(bytes: &[u8], reference: &Checkpoint, pretrained: &Checkpoint) -> Result<Difference, (String, Option<Difference>)> {
+fn verdict(bytes: &[u8], reference: &Checkpoint, pretrained: &Checkpoint, tolerance: f64) -> Result<Difference, (String, Option<Difference>)> {
     let diff = compare::compare(bytes, reference, pretrained).map_err(|reason| (reason, None))?;
-    if diff.relative > MAX_RELATIVE_DIFF || diff.relative.is_nan() {
+    if diff.relative > tolerance || diff.relative.is_nan() {
         return Err((
             format!(
-                "the weights differ from the reference pipeline's: relative difference {:.3e} > {MAX_RELATIVE_DIFF:.0e} (sum over parameters of the norm of the difference {:.4e}, most in {}); the pipeline must compute the same thing up to float rounding",
+                "the weights differ from the reference pipeline's: relative difference {:.3e} > {tolerance:.0e} (sum over parameters of the norm of the difference {:.4e}, most in {}); the pipeline must compute the same thing up to float rounding",
                 diff.relative, diff.norm_diff_sum, diff.worst_param
             ),
             Some(diff),
@@ -313,9 +408,13 @@ impl Task for OptimizeTraining {
 
     fn prepare(&self, request: &PrepareRequest) -> anyhow::Result<String> {
         let name = self.param(&request.variant, "pretrained")?.as_str().context("parameter `pretrained` must be a string")?;
-        let spec = pretrain_spec(name)?;
+        let spec = PretrainSpec::named(name)?;
+        let device_name = match self.param(&request.variant, "device") {
+            Ok(name) => name.as_str().context("parameter `device` must be a string")?,
+            Err(_) => DEFAULT_DEVICE,
+        };
         let corpus = rebench_pretrained::synthetic_corpus(&request.env.assets, &spec.corpus)?;
-        let model = rebench_pretrained::pretrained(&request.env.assets, &spec)?;
+        let model = rebench_pretrained::pretrained_on(&request.env.assets, &spec, &rebench_pretrained::device::by_name(device_name)?)?;
         let public = request.env.store.join("public");
         std::fs::create_dir_all(&public)?;
         std::fs::copy(model.checkpoint(), public.join("model.safetensors")).context("cannot copy the pretrained model")?;
@@ -325,33 +424,37 @@ impl Task for OptimizeTraining {
         let min_doc_tokens = hidden::default_config(spec.model.context).data.min_doc_tokens;
         std::fs::write(public.join("train_data.jsonl"), hidden::finetuning_data(&corpus.language(), PUBLIC_DATA_SEED, tokens, min_doc_tokens))?;
         Ok(format!(
-            "public: model.safetensors (pretrained `{name}`, validation loss {:.4}), vocab.txt, finetune.toml, train_data.jsonl (~{tokens} tokens)",
+            "public: model.safetensors (pretrained `{name}` on {device_name}, validation loss {:.4}), vocab.txt, finetune.toml, train_data.jsonl (~{tokens} tokens)",
             model.validation_loss
         ))
     }
 
     fn score(&self, request: &ScoreRequest) -> anyhow::Result<Scored> {
         let mut phases = Phases::default();
-        let inputs = phases.time("inputs", || self.load_inputs(&request.env.store.join("public")))?;
+        let inputs = phases.time("inputs", || self.load_inputs(request))?;
         let mut jobs = phases.time("inputs", || self.jobs(request, &inputs))?;
-        let outcome = self.measure(request, &request.solution, "solution", &inputs, &mut jobs, &mut phases)?;
-        let calibration = if request.calibrate && outcome.is_valid() {
-            let mut calibrate_phases = Phases::default();
-            // The timed work depends on the driver and on the default configuration (which lives
-            // here, not in the solutions): a cached calibration of other work must not be reused.
-            let timed_config = toml::to_string(&hidden::default_config(inputs.pretrained.config.context))?;
-            let key = fsutil::hash_bytes(format!("{DRIVER_MAIN}\n{timed_config}").as_bytes());
-            let calibration = task::calibrate_live(request, &key, |dir, which| {
-                self.measure(request, dir, &format!("own-{}", which.name()), &inputs, &mut jobs, &mut calibrate_phases)
-            })?;
-            if !calibrate_phases.0.is_empty() {
-                phases.0.insert("calibrate".into(), calibrate_phases.0.values().sum());
-            }
-            Some(calibration)
-        } else {
-            None
+        let binary = match phases.time("build", || self.build_solution(request, &request.solution, "solution"))? {
+            Ok(binary) => binary,
+            Err(reason) => return Ok(Scored { outcome: Outcome::invalid(reason, json!({"phase": "build"})), calibration: None, phases: phases.0 }),
         };
-        Ok(Scored { outcome, calibration, phases: phases.0 })
+        let mut entrants = vec![Entrant { who: Contestant::Solution, binary, run_dir: request.env.scratch.join("solution").join("run") }];
+        let untimed = jobs.iter().take_while(|j| !j.timed).count();
+        let (options, timed) = jobs.split_at_mut(untimed);
+        let mut measured = Measured::default();
+        // The option checks first, the solution alone: an invalid solution costs no own builds.
+        if let Some(invalid) = self.run_rounds(request, &entrants, &inputs, options, &mut measured, &mut phases)? {
+            return Ok(Scored { outcome: invalid, calibration: None, phases: phases.0 });
+        }
+        if request.calibrate {
+            for (which, who) in [(Solution::Starting, Contestant::Starting), (Solution::Reference, Contestant::Reference)] {
+                entrants.push(phases.time("calibrate", || self.build_own(request, which, who))?);
+            }
+        }
+        if let Some(invalid) = self.run_rounds(request, &entrants, &inputs, timed, &mut measured, &mut phases)? {
+            return Ok(Scored { outcome: invalid, calibration: None, phases: phases.0 });
+        }
+        let calibration = if request.calibrate { Some(endpoints(&measured.timings)?) } else { None };
+        Ok(Scored { outcome: outcome(&measured, inputs.tolerance), calibration, phases: phases.0 })
     }
 }
 
@@ -370,14 +473,14 @@ mod tests {
     fn embedded_manifest_parses_and_matches_the_crate() {
         let task = OptimizeTraining::new();
         assert_eq!(task.manifest().task.id, env!("CARGO_PKG_NAME"));
-        for variant in ["cpu", "tiny"] {
-            pretrain_spec(task.param(variant, "pretrained").unwrap().as_str().unwrap()).unwrap();
+        for variant in ["cpu", "tiny", "gpu"] {
+            PretrainSpec::named(task.param(variant, "pretrained").unwrap().as_str().unwrap()).unwrap();
         }
     }
 
     #[test]
     fn every_data_set_of_a_size_makes_the_same_samples() {
-        let spec = pretrain_spec("cpu-default").unwrap();
+        let spec = PretrainSpec::cpu_default();
         let lang = rebench_corpus::Language::new(spec.corpus.config.clone());
         for (seed, tokens, min) in [(1, 10_000, 16), (2, 10_000, 16), (3, 4_000, 0), (4, 4_000, 40), (5, 4_000, 120), (6, 200, 120)] {
             let jsonl = hidden::finetuning_data(&lang, seed, tokens, min);
@@ -396,6 +499,27 @@ mod tests {
     fn the_raw_score_is_the_fastest_timed_run() {
         assert_eq!(fastest(&[12.5, 9.75, 30.0]), 9.75);
         assert_eq!(fastest(&[4.0]), 4.0);
+    }
+
+    #[test]
+    fn the_raw_score_and_the_endpoints_come_from_the_same_rounds() {
+        use Contestant::{Reference, Solution, Starting};
+        let timings = Timings {
+            rounds: vec![
+                vec![(Solution, 9.0), (Starting, 21.0), (Reference, 7.0)],
+                vec![(Starting, 20.0), (Reference, 6.5), (Solution, 8.0)],
+            ],
+        };
+        let calibration = endpoints(&timings).unwrap();
+        assert_eq!((calibration.starting, calibration.reference), (20.0, 6.5));
+        assert!(matches!(calibration.source, CalibrationSource::Live { .. }));
+        let checks = vec![json!({"pipeline": "solution", "relative": 1e-4}), json!({"pipeline": "starting", "relative": 5e-4})];
+        let outcome = outcome(&Measured { timings, checks }, MAX_RELATIVE_DIFF);
+        assert_eq!(outcome.raw(), Some(8.0));
+        assert!(outcome.message().contains("starting pipeline's fastest run took 20.00 s and the reference's 6.50 s"), "{}", outcome.message());
+        assert!(outcome.message().contains("in all 1 runs (largest relative difference 1.00e-4"), "{}", outcome.message());
+        // A scoring that timed only the solution has no endpoints to give.
+        assert!(endpoints(&Timings { rounds: vec![vec![(Solution, 1.0)]] }).is_err());
     }
 
     #[test]

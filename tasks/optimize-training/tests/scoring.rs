@@ -8,6 +8,8 @@
 
 mod support;
 
+use std::io::Write;
+
 use optimize_training::compare::MAX_RELATIVE_DIFF;
 use rebench_scoring::Outcome;
 use rebench_scoring::fsutil::{self, Solution};
@@ -22,19 +24,65 @@ fn relative_differences(outcome: &Outcome) -> Vec<String> {
     }
 }
 
-#[test]
-fn the_tasks_own_pipelines_compute_the_reference_weights() {
+/// One calibrating scoring of the starting solution runs all three pipelines: the solution, then
+/// the task's own starting and reference pipelines, interleaved round by round on the same data.
+/// Every run's weights must pass, and the endpoints are the own pipelines' fastest runs.
+fn score_own_pipelines(overrides: &[(&str, serde_json::Value)]) -> Vec<f64> {
     let task = prepared();
     let dir = tempfile::tempdir().unwrap();
-    for which in [Solution::Starting, Solution::Reference] {
-        let solution = dir.path().join(which.name());
-        fsutil::materialize(&task_dir(), which, &solution).unwrap();
-        let outcome = rebench_scoring::Task::score(task, &request(&dir.path().join("scratch"), &solution, 11, false)).unwrap().outcome;
-        assert!(outcome.is_valid(), "{}: {}", which.name(), outcome.message());
-        let diffs = relative_differences(&outcome);
-        println!("{:<10} relative differences {diffs:?}: {}", which.name(), outcome.message());
-        assert!(diffs.iter().all(|d| d.parse::<f64>().unwrap() <= MAX_RELATIVE_DIFF));
+    let solution = dir.path().join("starting");
+    fsutil::materialize(&task_dir(), Solution::Starting, &solution).unwrap();
+    let mut request = request(&dir.path().join("scratch"), &solution, 11, true);
+    for (key, value) in overrides {
+        request.params.insert((*key).to_owned(), value.clone());
     }
+    let scored = rebench_scoring::Task::score(task, &request).unwrap();
+    let outcome = scored.outcome;
+    assert!(outcome.is_valid(), "{}", outcome.message());
+    println!("{}", outcome.message());
+    let details = outcome.details();
+    let rounds = details["interleaved"]["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len() as u64, request.param_u64("timed-runs").unwrap());
+    let firsts: Vec<&str> = rounds.iter().map(|r| r["order"][0].as_str().unwrap()).collect();
+    let expected: Vec<&str> = (0..rounds.len()).map(|r| ["solution", "starting", "reference"][r % 3]).collect();
+    assert_eq!(firsts, expected, "the order rotates every round");
+    let calibration = scored.calibration.expect("a calibrating scoring returns its endpoints");
+    assert_eq!(calibration.starting, details["interleaved"]["fastest"]["starting"].as_f64().unwrap());
+    assert_eq!(calibration.reference, details["interleaved"]["fastest"]["reference"].as_f64().unwrap());
+    let mut diffs = Vec::new();
+    for pipeline in ["solution", "starting", "reference"] {
+        let checks: Vec<f64> = details["checks"].as_array().unwrap().iter().filter(|c| c["pipeline"] == pipeline).map(|c| c["relative"].as_f64().unwrap()).collect();
+        println!("{pipeline:<10} relative differences {:?}", checks.iter().map(|d| format!("{d:.3e}")).collect::<Vec<_>>());
+        assert!(!checks.is_empty(), "{pipeline} was checked");
+        diffs.extend(checks);
+    }
+    diffs
+}
+
+#[test]
+fn the_tasks_own_pipelines_compute_the_reference_weights_and_the_endpoints() {
+    assert!(score_own_pipelines(&[]).iter().all(|d| *d <= MAX_RELATIVE_DIFF));
+}
+
+/// The same on a CUDA device (the gpu variant's `device`), at the test variant's size: the
+/// solutions built with their `cuda` feature, the scorer's reference computed on the device.
+/// The relative differences it prints are the GPU's reorderings, what the gpu variant's
+/// `max-relative-diff` must stay above. Skipped, saying why, without a CUDA device or without
+/// the `cuda` feature; `REBENCH_REQUIRE_GPU=1` makes that a failure.
+#[test]
+fn on_a_gpu_the_tasks_own_pipelines_compute_the_reference_weights() {
+    if let Err(why) = rebench_pretrained::device::by_name("cuda") {
+        // candle's error may carry a backtrace: its first line says why.
+        let why = format!("{why:#}").lines().next().unwrap_or_default().to_owned();
+        if std::env::var("REBENCH_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+            panic!("REBENCH_REQUIRE_GPU=1 but there is no usable CUDA device: {why}");
+        }
+        let _ = writeln!(std::io::stderr(), "skipped on_a_gpu_the_tasks_own_pipelines_compute_the_reference_weights: {why}; REBENCH_REQUIRE_GPU=1 turns this skip into a failure");
+        return;
+    }
+    let tolerance = rebench_scoring::Task::manifest(prepared()).variant("gpu").unwrap().params["max-relative-diff"].as_float().unwrap();
+    let diffs = score_own_pipelines(&[("device", "cuda".into()), ("max-relative-diff", tolerance.into())]);
+    assert!(diffs.iter().all(|d| *d <= tolerance), "{diffs:?} against the gpu variant's {tolerance}");
 }
 
 /// One build of `tests/fixtures/mutant` (the reference pipeline with a change chosen at run

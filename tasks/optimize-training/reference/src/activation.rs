@@ -5,8 +5,12 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
-/// `x ↦ 0.5·x·(1 + tanh(√(2/π)·x·(1 + 0.044715·x²)))`, differentiable.
+/// `x ↦ 0.5·x·(1 + tanh(√(2/π)·x·(1 + 0.044715·x²)))`, differentiable. The fused op has a CPU
+/// kernel only; on a GPU candle's own GELU, whose forward is one kernel there, does the work.
 pub fn gelu(x: &Tensor) -> anyhow::Result<Tensor> {
+    if !x.device().is_cpu() {
+        return Ok(x.gelu()?);
+    }
     Ok(x.apply_op1(Gelu)?)
 }
 

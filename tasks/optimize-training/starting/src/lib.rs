@@ -3,7 +3,8 @@
 //!
 //! `run` is the whole command: `src/main.rs` calls it with the command line, and so does the
 //! scorer. It reads `--data` (JSON Lines), `--config` (TOML, see `config.rs`), `--model` (the
-//! pretrained checkpoint), `--vocab` (one word per line) and writes `<out>/model.safetensors`.
+//! pretrained checkpoint), `--vocab` (one word per line) and writes `<out>/model.safetensors`;
+//! `--device` (`cpu` by default; `cuda` in a build with the `cuda` feature) is where it trains.
 
 pub mod activation;
 pub mod attention;
@@ -31,7 +32,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let args = Args::parse(args)?;
     let config_text = std::fs::read_to_string(&args.config).with_context(|| format!("cannot read {}", args.config.display()))?;
     let config = Config::parse(&config_text).with_context(|| format!("config {}", args.config.display()))?;
-    let device = Device::Cpu;
+    let device = args.device()?;
     let work = args.out.join("work");
     std::fs::create_dir_all(&work)?;
 

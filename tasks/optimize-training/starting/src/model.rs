@@ -1,6 +1,6 @@
 //! The GPT being finetuned: GPT-2's layout (token and position embeddings, pre-norm blocks of
 //! attention and a 4x MLP with tanh-GELU, a final layer norm, an output head tied to the token
-//! embedding), f32, on candle's CPU backend with candle's autograd.
+//! embedding), f32, with candle's autograd, on the CPU or (`--device cuda`) a CUDA device.
 
 use candle_core::{D, DType, Device, Tensor, Var};
 
