@@ -116,12 +116,55 @@ pub fn environment(ws: &Workspace, task: &TaskEntry, variant: &str, label: &str)
     }
 }
 
-/// Runs the task's `prepare` unless its store is marked prepared.
+/// What a prepared store is made from: the variant, the task's folder (its scorer's code and
+/// manifest, its solutions: `prepare` may run the reference; tests, docs, benches and examples
+/// aside), and the shared code its scorer builds on (`crates/`, `scoring/src`, `Cargo.lock`).
+/// Whatever of these a workspace lacks is left out.
+pub fn prepare_key(ws: &Workspace, task: &TaskEntry, variant: &str) -> anyhow::Result<String> {
+    const ASIDE: &[&str] = &["tests", "docs", "benches", "examples", "target"];
+    let mut key = format!("{variant}\n");
+    let mut entries: Vec<_> = std::fs::read_dir(&task.dir)?.collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name();
+        if ASIDE.iter().any(|a| name == *a) {
+            continue;
+        }
+        let hash = if entry.file_type()?.is_dir() { fsutil::hash_tree(&entry.path())? } else { fsutil::hash_bytes(&std::fs::read(entry.path())?) };
+        key.push_str(&format!("{} {hash}\n", name.to_string_lossy()));
+    }
+    for shared in ["crates", "scoring/src", "Cargo.lock"] {
+        let path = ws.root.join(shared);
+        if path.is_dir() {
+            key.push_str(&format!("{shared} {}\n", fsutil::hash_tree(&path)?));
+        } else if path.is_file() {
+            key.push_str(&format!("{shared} {}\n", fsutil::hash_bytes(&std::fs::read(&path)?)));
+        }
+    }
+    Ok(fsutil::hash_bytes(key.as_bytes()))
+}
+
+/// Runs the task's `prepare` unless its store is marked prepared from the same inputs
+/// ([`prepare_key`]). A store prepared from other code or another manifest is stale: its data
+/// are removed and prepared again, so that no score is computed against data the current code
+/// would not make.
 pub fn ensure_prepared(ws: &Workspace, task: &TaskEntry, variant: &str, scorer_bin: &Path) -> anyhow::Result<()> {
     let store = ws.store(&task.id, variant);
     let marker = store.join(".prepared");
-    if marker.is_file() {
-        return Ok(());
+    let key = prepare_key(ws, task, variant).with_context(|| format!("cannot hash the sources of `{}`", task.id))?;
+    let key_line = format!("key {key}");
+    if let Ok(text) = std::fs::read_to_string(&marker) {
+        if text.lines().any(|l| l == key_line) {
+            return Ok(());
+        }
+        eprintln!(
+            "prepare: the store of {} [{variant}] was prepared from other sources or another manifest; preparing it again",
+            task.id
+        );
+        std::fs::remove_file(&marker)?;
+        for part in ["public", "protected"] {
+            fsutil::remove_tree(&store.join(part))?;
+        }
     }
     std::fs::create_dir_all(store.join("public"))?;
     std::fs::create_dir_all(store.join("protected"))?;
@@ -130,7 +173,7 @@ pub fn ensure_prepared(ws: &Workspace, task: &TaskEntry, variant: &str, scorer_b
     let timeout = task.manifest.scoring.timeout * 6;
     match scorer::call(scorer_bin, &request, timeout)? {
         Ok(Response::Prepared { message }) => {
-            std::fs::write(&marker, format!("{}\n{message}\n", rebench_scoring::log::now_rfc3339()))?;
+            std::fs::write(&marker, format!("{}\n{key_line}\n{message}\n", rebench_scoring::log::now_rfc3339()))?;
             Ok(())
         }
         Ok(other) => bail!("prepare of `{}`: unexpected response {other:?}", task.id),

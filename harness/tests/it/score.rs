@@ -25,6 +25,40 @@ fn valid_scores_are_normalized_and_logged() {
 }
 
 #[test]
+fn a_store_prepared_from_other_sources_is_prepared_again() {
+    let f = Fixture::new();
+    let dir = f.task("alpha", &manifest("alpha"));
+    let task = tasks::find(&f.ws, "alpha").unwrap();
+    let bin = f.scorer("ok", &scored(10.0));
+    let store = f.ws.store("alpha", "cpu");
+    let score_once = || score(&f.ws, &task, "cpu", &Target::Named(Solution::Starting), &ScoreOptions::default(), &bin).unwrap();
+    score_once();
+    let first = std::fs::read_to_string(store.join(".prepared")).unwrap();
+    // Left by the first prepare: it must not outlive a stale store.
+    std::fs::write(store.join("public/old-data"), "made by the old code").unwrap();
+
+    // Same sources, tests edited: the store stands.
+    std::fs::write(dir.join("tests/hidden.rs"), "// another test\n").unwrap();
+    score_once();
+    assert_eq!(std::fs::read_to_string(store.join(".prepared")).unwrap(), first);
+    assert!(store.join("public/old-data").is_file());
+
+    // The scorer's code changed: prepared again, from an empty store.
+    std::fs::write(dir.join("src/lib.rs"), "// SECRET scorer, edited\n").unwrap();
+    score_once();
+    let second = std::fs::read_to_string(store.join(".prepared")).unwrap();
+    assert_ne!(second, first);
+    assert!(!store.join("public/old-data").exists(), "the stale store's data were kept");
+
+    // So does another variant's key, or shared code.
+    std::fs::create_dir_all(f.ws.root.join("crates/shared")).unwrap();
+    std::fs::write(f.ws.root.join("crates/shared/lib.rs"), "// shared\n").unwrap();
+    let keyed = rebench_harness::score::prepare_key(&f.ws, &task, "cpu").unwrap();
+    assert!(!second.contains(&keyed));
+    assert_ne!(keyed, rebench_harness::score::prepare_key(&f.ws, &task, "gpu").unwrap());
+}
+
+#[test]
 fn misbehaving_scorers_become_invalid_entries_and_the_log_survives() {
     let f = Fixture::new();
     f.task("alpha", &manifest("alpha"));
