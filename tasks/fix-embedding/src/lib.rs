@@ -11,6 +11,9 @@
 //! (names, dtype, shapes; finite values), loads it into `rebench_models`' own GPT and evaluates
 //! its mean loss on the protected test split. The raw score is that loss minus the split's exact
 //! entropy floor, so the manifest's `ln` gives `ln(loss - floor)`.
+//!
+//! Pretraining and evaluation run on the variant's `device` (`cpu` where the parameter is absent;
+//! `cuda` for the gpu variant, in a build with the `cuda` feature).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -21,7 +24,7 @@ use anyhow::{Context, bail, ensure};
 use rebench_corpus::Split;
 use rebench_models::candle_core::Device;
 use rebench_models::{Gpt, ModelConfig, evaluate};
-use rebench_pretrained::{Corpus, EVAL_BATCH, EVAL_SEED, PretrainSpec, pretrained};
+use rebench_pretrained::{Corpus, EVAL_BATCH, EVAL_SEED, PretrainSpec, pretrained_on};
 use rebench_scoring::fsutil::{self, Solution};
 use rebench_scoring::subprocess::{self, Limits};
 use rebench_scoring::task::{self, Phases, PrepareRequest, ScoreRequest, Scored};
@@ -52,6 +55,9 @@ const CORRUPTION_SEED: u64 = 0x5eed_e3b0_f1c5;
 /// Seed of the small model's weights and batches (the large model's is its spec's).
 const SMALL_SEED: u64 = 2;
 
+/// The parameters a variant may set; [`Sizes::from_params`] refuses any other.
+pub const PARAMS: [&str; 7] = ["large", "small-width", "small-depth", "small-heads", "small-steps", "eval-tokens", "device"];
+
 /// The two models of a variant, from its parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sizes {
@@ -59,28 +65,40 @@ pub struct Sizes {
     pub small: PretrainSpec,
     /// Held-out tokens the scorer evaluates (at most the test split's length).
     pub eval_tokens: usize,
+    /// Where pretraining and evaluation run: a name for `rebench_pretrained::device::by_name`,
+    /// resolved when used, so that a gpu variant's parameters parse on a machine without one.
+    pub device: String,
 }
 
 impl Sizes {
-    /// Reads `large`, `small-width`, `small-depth`, `small-heads`, `small-steps` and
-    /// `eval-tokens`.
+    /// Reads `large`, `small-width`, `small-depth`, `small-heads`, `small-steps`,
+    /// `eval-tokens` and, optionally, `device` (default `cpu`).
     pub fn from_params(params: &BTreeMap<String, Value>) -> anyhow::Result<Sizes> {
+        if let Some(unknown) = params.keys().find(|k| !PARAMS.contains(&k.as_str())) {
+            bail!("unknown parameter `{unknown}` (known: {})", PARAMS.join(", "));
+        }
         let get = |key: &str| params.get(key).with_context(|| format!("the variant has no parameter `{key}`"));
         let uint = |key: &str| -> anyhow::Result<usize> {
             let v = get(key)?;
             Ok(v.as_u64().with_context(|| format!("parameter `{key}` must be a non-negative integer, got {v}"))? as usize)
         };
-        let large = match get("large")?.as_str() {
-            Some("cpu-default") => PretrainSpec::cpu_default(),
-            Some("tiny") => PretrainSpec::tiny(),
-            _ => bail!("parameter `large` must be \"cpu-default\" or \"tiny\", got {}", get("large")?),
+        let name = |key: &str| -> anyhow::Result<&str> {
+            let v = get(key)?;
+            v.as_str().with_context(|| format!("parameter `{key}` must be a string, got {v}"))
         };
+        let large = PretrainSpec::named(name("large")?)?;
+        let device = if params.contains_key("device") { name("device")?.to_owned() } else { "cpu".to_owned() };
         let mut small = large.clone();
         small.model = ModelConfig::gpt(large.model.vocab, large.model.context, uint("small-width")?, uint("small-depth")?, uint("small-heads")?);
         small.steps = uint("small-steps")?;
         small.warmup = small.warmup.min(small.steps / 5).max(1);
         small.seed = SMALL_SEED;
-        Ok(Sizes { large, small, eval_tokens: uint("eval-tokens")? })
+        Ok(Sizes { large, small, eval_tokens: uint("eval-tokens")?, device })
+    }
+
+    /// The device named by the `device` parameter.
+    pub fn device(&self) -> anyhow::Result<Device> {
+        rebench_pretrained::device::by_name(&self.device)
     }
 }
 
@@ -96,9 +114,9 @@ pub fn permutation(vocab: usize) -> Vec<u32> {
     rebench_corpus::rng::Rng::new(CORRUPTION_SEED).permutation(vocab)
 }
 
-/// Mean loss of a checkpoint on the first `tokens` tokens of `split`.
-pub fn split_loss(checkpoint: &Path, corpus: &Corpus, split: Split, tokens: usize) -> anyhow::Result<f64> {
-    let model = Gpt::load(checkpoint, &Device::Cpu)?;
+/// Mean loss of a checkpoint, loaded on `device`, on the first `tokens` tokens of `split`.
+pub fn split_loss(checkpoint: &Path, corpus: &Corpus, split: Split, tokens: usize, device: &Device) -> anyhow::Result<f64> {
+    let model = Gpt::load(checkpoint, device)?;
     let all = corpus.tokens(split)?;
     let n = tokens.min(all.len());
     Ok(evaluate(&model, &all[..n], EVAL_BATCH, EVAL_SEED)?.loss)
@@ -167,8 +185,9 @@ impl FixEmbedding {
     /// Prepares the stores of `env` for `sizes` (`prepare` with the variant's parameters; tests
     /// call it with tiny ones).
     pub fn prepare_sizes(&self, sizes: &Sizes, env: &task::Environment) -> anyhow::Result<String> {
-        let large = pretrained(&env.assets, &sizes.large).context("pretraining the large model")?;
-        let small = pretrained(&env.assets, &sizes.small).context("pretraining the small model")?;
+        let device = sizes.device()?;
+        let large = pretrained_on(&env.assets, &sizes.large, &device).context("pretraining the large model")?;
+        let small = pretrained_on(&env.assets, &sizes.small, &device).context("pretraining the small model")?;
         let (public, protected) = (env.store.join("public"), env.store.join("protected"));
         fs::create_dir_all(&public)?;
         fs::create_dir_all(&protected)?;
@@ -182,9 +201,9 @@ impl FixEmbedding {
             "split": "test",
             "tokens": sizes.eval_tokens,
             "floor": split_floor(corpus, Split::Test, sizes.eval_tokens, sizes.large.model.context)?,
-            "clean": split_loss(&protected.join(CLEAN_MODEL), corpus, Split::Test, sizes.eval_tokens)?,
-            "corrupted": split_loss(&public.join(LARGE_MODEL), corpus, Split::Test, sizes.eval_tokens)?,
-            "small": split_loss(&public.join(SMALL_MODEL), corpus, Split::Test, sizes.eval_tokens)?,
+            "clean": split_loss(&protected.join(CLEAN_MODEL), corpus, Split::Test, sizes.eval_tokens, &device)?,
+            "corrupted": split_loss(&public.join(LARGE_MODEL), corpus, Split::Test, sizes.eval_tokens, &device)?,
+            "small": split_loss(&public.join(SMALL_MODEL), corpus, Split::Test, sizes.eval_tokens, &device)?,
         });
         fs::write(protected.join(LOSSES), serde_json::to_vec_pretty(&losses)?)?;
         Ok(format!("test-split losses: {losses}"))
@@ -193,13 +212,14 @@ impl FixEmbedding {
     /// Scores the artifact in `solution` (no code of the solution runs).
     pub fn score_artifact(&self, request: &ScoreRequest, sizes: &Sizes, solution: &Path, label: &str, phases: &mut Phases) -> anyhow::Result<Outcome> {
         let config = &sizes.large.model;
+        let device = sizes.device()?;
         let normalized = request.env.scratch.join(label).join("normalized.safetensors");
         let checked = phases.time("check", || rebench_pretrained::solution_weights::check(&solution.join(ARTIFACT), ARTIFACT, config, &normalized))?;
         if let Err(reason) = checked {
             return Ok(Outcome::invalid(reason, json!({"phase": "check"})));
         }
         let corpus = rebench_pretrained::synthetic_corpus(&request.env.assets, &sizes.large.corpus)?;
-        let loss = phases.time("evaluate", || split_loss(&normalized, &corpus, Split::Test, sizes.eval_tokens))?;
+        let loss = phases.time("evaluate", || split_loss(&normalized, &corpus, Split::Test, sizes.eval_tokens, &device))?;
         let _ = fs::remove_file(&normalized);
         let floor = split_floor(&corpus, Split::Test, sizes.eval_tokens, config.context)?;
         if !loss.is_finite() {

@@ -1,6 +1,12 @@
 //! The fix-embedding scorer at a tiny scale (the shared `tiny` pretraining, seconds): what
 //! `prepare` publishes and keeps back, the starting and reference solutions through their real
-//! solve step with a live calibration, and weight files that are wrong in every way we know.
+//! solve step with a live calibration, weight files that are wrong in every way we know, and the
+//! `device` parameter.
+//!
+//! With `--features cuda`, `gpu::` runs the starting and reference solutions on the CUDA device;
+//! without a device it is skipped and says why (`REBENCH_REQUIRE_GPU=1` makes that a failure).
+//! Built here without a GPU: `. "$(bash scripts/install-nvcc.sh)"` then
+//! `CARGO_TARGET_DIR=target/cuda cargo test --release -p fix-embedding --features cuda gpu::`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,10 +45,15 @@ struct Prepared {
 }
 
 fn prepare(dir: &Path) -> Prepared {
+    prepare_variant(dir, "cpu", &tiny_params())
+}
+
+/// [`prepare`] for `variant`'s store with `params`.
+fn prepare_variant(dir: &Path, variant: &str, params: &BTreeMap<String, Value>) -> Prepared {
     let ws = Workspace::at(&task_dir().join("../.."), &dir.join("home"));
     let env = Environment {
         task_dir: task_dir(),
-        store: ws.store("fix-embedding", "cpu"),
+        store: ws.store("fix-embedding", variant),
         scratch: dir.join("scratch"),
         // The harness's own solutions target directory: the solution crate's candle builds once
         // for the tests and `validate`.
@@ -50,7 +61,7 @@ fn prepare(dir: &Path) -> Prepared {
         // Shared by every test: the tiny models are pretrained once.
         assets: Path::new(env!("CARGO_TARGET_TMPDIR")).join("fix-embedding-assets"),
     };
-    let sizes = Sizes::from_params(&tiny_params()).unwrap();
+    let sizes = Sizes::from_params(params).unwrap();
     // One test at a time: concurrent first builds of one shared asset can collide (seen as
     // "cannot create .../.tmp-synthetic-train-.../train.tok").
     static SHARED_ASSETS: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -60,12 +71,16 @@ fn prepare(dir: &Path) -> Prepared {
 }
 
 fn request(env: &Environment, solution: &Path, calibrate: bool) -> ScoreRequest {
+    request_for(env, solution, calibrate, "cpu", tiny_params())
+}
+
+fn request_for(env: &Environment, solution: &Path, calibrate: bool, variant: &str, params: BTreeMap<String, Value>) -> ScoreRequest {
     ScoreRequest {
-        variant: "cpu".into(),
+        variant: variant.into(),
         solution: solution.to_owned(),
         env: env.clone(),
         seed: 7,
-        params: tiny_params(),
+        params,
         calibration_cache: None,
         calibrate,
         solution_timeout_secs: None,
@@ -142,16 +157,22 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn starting_scores_0_and_the_reference_repair_about_1() {
     let dir = tempfile::tempdir().unwrap();
     let p = prepare(dir.path());
+    starting_0_and_reference_1(dir.path(), &p, "cpu", &tiny_params());
+}
+
+/// Solves and scores the starting and reference solutions of `variant` with `params` in `p`'s
+/// store, with a live calibration: about 0 and 1, and the reference really repairs.
+fn starting_0_and_reference_1(dir: &Path, p: &Prepared, variant: &str, params: &BTreeMap<String, Value>) {
     let task = FixEmbedding::new();
     let mut raws = Vec::new();
     for which in [Solution::Starting, Solution::Reference] {
         // Each solution solved in a workdir-shaped directory of its own, as the harness does.
-        let work = dir.path().join(which.name());
+        let work = dir.join(which.name());
         let solution = work.join("solution");
         fsutil::materialize(&task_dir(), which, &solution).unwrap();
-        let req = request(&p.env, &solution, false);
+        let req = request_for(&p.env, &solution, false, variant, params.clone());
         task.run_solve(&req, &solution).unwrap();
-        let scored = task.score(&request(&p.env, &solution, true)).unwrap();
+        let scored = task.score(&request_for(&p.env, &solution, true, variant, params.clone())).unwrap();
         let raw = scored.outcome.raw().unwrap_or_else(|| panic!("{}: {:?}", which.name(), scored.outcome));
         let calibration = scored.calibration.expect("a live calibration");
         let normalized = calibration
@@ -282,4 +303,107 @@ fn the_manifest_parses_and_names_its_parameters() {
     assert_eq!(sizes.large, rebench_pretrained::PretrainSpec::cpu_default());
     assert_eq!(sizes.small.model.vocab, sizes.large.model.vocab);
     assert!(sizes.small.model.params_total() * 2 < sizes.large.model.params_total());
+    assert_eq!(sizes.device, "cpu", "the cpu variant names no device: the CPU");
+
+    // The gpu variant: the shared gpu pretraining, a smaller model of its vocabulary and
+    // context, on the CUDA device, in a build with the `cuda` feature.
+    let gpu = task.manifest().variant("gpu").unwrap();
+    assert_eq!((gpu.features.as_slice(), gpu.resources.gpus), (["cuda".to_owned()].as_slice(), 1));
+    let sizes = Sizes::from_params(&fix_embedding::variant_params(task.manifest(), "gpu").unwrap()).unwrap();
+    assert_eq!(sizes.large, rebench_pretrained::PretrainSpec::gpu_default());
+    assert_eq!((sizes.small.model.vocab, sizes.small.model.context), (sizes.large.model.vocab, sizes.large.model.context));
+    assert!(sizes.small.model.params_total() * 2 < sizes.large.model.params_total());
+    assert!(sizes.eval_tokens <= sizes.large.corpus.test, "{} eval tokens of a {}-token test split", sizes.eval_tokens, sizes.large.corpus.test);
+    assert_eq!(sizes.device, "cuda");
+
+    // Every parameter is one the scorer reads: an unknown one is refused, naming it.
+    let mut extra = tiny_params();
+    extra.insert("small-layers".into(), json!(2));
+    let err = Sizes::from_params(&extra).unwrap_err().to_string();
+    assert!(err.contains("unknown parameter `small-layers`"), "{err}");
+
+    // The gpu variant's instructions (instructions.gpu.md) fill every placeholder.
+    let ws = Workspace::at(&task_dir().join("../.."), &tempfile::tempdir().unwrap().path().join("home"));
+    let entry = rebench_harness::tasks::find(&ws, "fix-embedding").unwrap();
+    let text = rebench_harness::reset::render_instructions(&entry, "gpu").unwrap();
+    let words = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(words.contains("--features cuda") && words.contains("4 layers of width 256"), "{text}");
+}
+
+#[test]
+fn the_device_parameter_picks_where_scoring_and_the_reference_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = prepare(dir.path());
+    let task = FixEmbedding::new();
+    let solution = dir.path().join("solution");
+    std::fs::create_dir_all(&solution).unwrap();
+    std::fs::copy(p.env.store.join("public").join(LARGE_MODEL), solution.join(ARTIFACT)).unwrap();
+    let with_device = |device: &str| {
+        let mut params = tiny_params();
+        params.insert("device".into(), json!(device));
+        params
+    };
+    // `cpu` named is the default: the same loss to the bit.
+    let default = task.score(&request(&p.env, &solution, false)).unwrap().outcome.raw().unwrap();
+    let named = task.score(&request_for(&p.env, &solution, false, "cpu", with_device("cpu"))).unwrap().outcome.raw();
+    assert_eq!(named, Some(default));
+    // Any other device is really asked for: an unknown one is an error, and `cuda` needs the
+    // feature (in a build with it, a device).
+    let err = task.score(&request_for(&p.env, &solution, false, "cpu", with_device("tpu"))).unwrap_err().to_string();
+    assert!(err.contains("unknown device `tpu`"), "{err}");
+    if !cfg!(feature = "cuda") {
+        let err = format!("{:#}", task.score(&request_for(&p.env, &solution, false, "cpu", with_device("cuda"))).unwrap_err());
+        assert!(err.contains("`cuda` feature"), "{err}");
+    }
+    // The reference's solve reads the device too (REBENCH_PARAM_DEVICE): the manifest's command
+    // as the harness runs it, without backtraces, so that the log is the error.
+    let reference = dir.path().join("reference");
+    fsutil::materialize(&task_dir(), Solution::Reference, &reference.join("solution")).unwrap();
+    std::os::unix::fs::symlink(p.env.store.join("public"), reference.join("data")).unwrap();
+    let solve = &task.manifest().solve.as_ref().unwrap().command;
+    let out = std::process::Command::new(&solve[0])
+        .args(&solve[1..])
+        .current_dir(reference.join("solution"))
+        .env("REBENCH_PARAM_DEVICE", "tpu")
+        .env("CARGO_TARGET_DIR", &p.env.target_dir)
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && log.contains("unknown device `tpu`"), "{log}");
+}
+
+/// The gpu variant's code path on the CUDA device, at the tiny scale.
+#[cfg(feature = "cuda")]
+mod gpu {
+    use std::io::Write;
+
+    use super::*;
+
+    /// The tiny configuration on `cuda`, or `None` after saying on the terminal (past libtest's
+    /// capture) why the test is skipped.
+    fn cuda_params_or_skip(test: &str) -> Option<BTreeMap<String, Value>> {
+        match rebench_pretrained::device::by_name("cuda") {
+            Ok(_) => {
+                let mut params = tiny_params();
+                params.insert("device".into(), json!("cuda"));
+                Some(params)
+            }
+            Err(why) if std::env::var("REBENCH_REQUIRE_GPU").is_ok_and(|v| v == "1") => panic!("REBENCH_REQUIRE_GPU=1 but: {why:#}"),
+            Err(why) => {
+                let why = format!("{why:#}");
+                let why = why.lines().next().unwrap_or_default();
+                let _ = writeln!(std::io::stderr(), "skipped gpu::{test}: {why}; REBENCH_REQUIRE_GPU=1 turns this skip into a failure");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn on_cuda_starting_scores_0_and_the_reference_repair_about_1() {
+        let Some(params) = cuda_params_or_skip("on_cuda_starting_scores_0_and_the_reference_repair_about_1") else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let p = prepare_variant(dir.path(), "gpu", &params);
+        starting_0_and_reference_1(dir.path(), &p, "gpu", &params);
+    }
 }

@@ -188,6 +188,15 @@ impl Gpt {
     }
 }
 
+/// The device `cpu` or `cuda` (CUDA device 0, in a build with the `cuda` feature).
+pub fn device(name: &str) -> anyhow::Result<Device> {
+    match name {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Device::new_cuda(0).context("device `cuda` (it needs a build with `--features cuda` and a CUDA device)"),
+        other => bail!("unknown device `{other}`: `cpu` or `cuda`"),
+    }
+}
+
 /// The tokens of a token shard (`RBTOKENS`: a 32-byte header, then 2- or 4-byte little-endian
 /// token ids).
 pub fn read_shard(path: &Path) -> anyhow::Result<Vec<u32>> {

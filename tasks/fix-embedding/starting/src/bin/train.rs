@@ -2,6 +2,7 @@
 //!
 //! `cargo run --release --bin train -- --init ../data/large_model.safetensors --out model.safetensors --steps 200`
 //! `cargo run --release --bin train -- --init ../data/large_model.safetensors --steps 0` (evaluate only)
+//! `cargo run --release --features cuda --bin train -- --device cuda ...` (on a CUDA device)
 //!
 //! The last `--holdout` tokens of the shard (default 100,000) are kept out of training and used
 //! for the reported loss.
@@ -9,14 +10,14 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use candle_core::Device;
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
-use solution::{Batches, Gpt, lr_at, read_shard};
+use solution::{Batches, Gpt, device, lr_at, read_shard};
 
 fn main() -> anyhow::Result<()> {
     let mut init = PathBuf::from("../data/large_model.safetensors");
     let mut out: Option<PathBuf> = None;
     let mut shard = PathBuf::from("../data/train.tok");
+    let mut device_name = "cpu".to_owned();
     let (mut steps, mut batch, mut lr, mut holdout, mut seed) = (200usize, 16usize, 3e-4f64, 100_000usize, 0u64);
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -30,10 +31,11 @@ fn main() -> anyhow::Result<()> {
             "--lr" => lr = value()?.parse()?,
             "--holdout" => holdout = value()?.parse()?,
             "--seed" => seed = value()?.parse()?,
+            "--device" => device_name = value()?,
             other => anyhow::bail!("unknown flag {other}"),
         }
     }
-    let device = Device::Cpu;
+    let device = device(&device_name)?;
     let model = Gpt::load(&init, &device)?;
     let tokens = read_shard(&shard)?;
     let split = tokens.len().saturating_sub(holdout);
