@@ -79,6 +79,7 @@ fn main() -> std::process::ExitCode {
             &PathBuf::from(arg("--eval").expect("--eval")),
             &PathBuf::from(arg("--weights").expect("--weights")),
             arg("--batch").and_then(|s| s.parse().ok()).unwrap_or(16),
+            &arg("--device").unwrap_or_else(|| "cpu".to_owned()),
         ),
         Some("init") => init(
             &PathBuf::from(arg("--out").expect("--out")),
@@ -89,7 +90,7 @@ fn main() -> std::process::ExitCode {
             arg("--vocab").and_then(|s| s.parse().ok()).unwrap_or(50),
             arg("--seq").and_then(|s| s.parse().ok()).unwrap_or(16),
         ),
-        _ => Err("usage: driver eval --eval FILE --weights FILE | init --out FILE | grad-check".into()),
+        _ => Err("usage: driver eval --eval FILE --weights FILE [--device cpu|cuda] | init --out FILE | grad-check".into()),
     };
     match result {
         Ok(json) => {
@@ -100,9 +101,9 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn eval(eval_path: &PathBuf, weights: &PathBuf, batch: usize) -> Result<String, String> {
+fn eval(eval_path: &PathBuf, weights: &PathBuf, batch: usize, device: &str) -> Result<String, String> {
+    let device = Device::named(device).map_err(|e| format!("scorer fault: {e}"))?;
     let set = read_eval(eval_path).map_err(|e| format!("scorer fault: {e}"))?;
-    let device = Device::cpu();
     let config = Config::new(set.vocab, set.vocab as u32, set.seq, device.clone());
     let mut params = Params::load(weights, &device).map_err(|e| format!("the weights do not load: {e}"))?;
     let model = Model::new(&config, &mut params).map_err(|e| format!("Model::new failed on the solution's weights: {e}"))?;

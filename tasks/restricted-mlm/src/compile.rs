@@ -12,7 +12,9 @@
 //! not compile, and rustc's errors (read as JSON) are the reason, with file, line and the
 //! offending path or call. Only then is the driver built, a separate crate that depends on the
 //! model crate and enables `restricted`'s `training` feature for itself (cargo unifies the
-//! feature, which is why the gate must build the model crate on its own first).
+//! feature, which is why the gate must build the model crate on its own first). Both builds
+//! enable the plan's further features of `restricted` (`cuda` for the gpu variant: a backend,
+//! no operation), so that they share one build of candle.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,6 +44,14 @@ pub struct Plan {
     pub scratch: PathBuf,
     pub target_dir: PathBuf,
     pub timeout: Duration,
+    /// Features of `restricted` enabled in both builds besides the driver's `training`.
+    pub features: Vec<String>,
+}
+
+/// `plan.features`, and `extra` before them, as a TOML array.
+fn features(plan: &Plan, extra: Option<&str>) -> String {
+    let all: Vec<toml::Value> = extra.into_iter().map(str::to_owned).chain(plan.features.iter().cloned()).map(toml::Value::String).collect();
+    toml::Value::Array(all).to_string()
 }
 
 /// Checks and compiles the model module, then builds the driver. `Ok(Err(reason))` when the
@@ -62,10 +72,11 @@ pub fn build_driver(plan: &Plan, model_dir: &Path) -> anyhow::Result<Result<Path
     let name = format!("rebench-restricted-driver-{}", &fsutil::hash_bytes(plan.scratch.to_string_lossy().as_bytes())[..12]);
     let manifest = format!(
         "[package]\nname = \"{name}\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\nbuild = false\n\n\
-         [dependencies]\nrebench-restricted-model = {{ package = \"{package}\", path = {} }}\nrestricted = {{ path = {}, features = [\"training\"] }}\n\n\
+         [dependencies]\nrebench-restricted-model = {{ package = \"{package}\", path = {} }}\nrestricted = {{ path = {}, features = {} }}\n\n\
          [workspace]\n\n{PROFILE}",
         toml_str(model_dir),
         toml_str(&plan.restricted),
+        features(plan, Some("training")),
     );
     write(&driver.join("Cargo.toml"), &manifest)?;
     write(&driver.join("src/main.rs"), DRIVER_MAIN)?;
@@ -114,8 +125,9 @@ pub fn compile_model(plan: &Plan, source: &str) -> anyhow::Result<Result<PathBuf
     let manifest = format!(
         "[package]\nname = \"{package}\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\
          build = false\nautobins = false\nautoexamples = false\nautotests = false\nautobenches = false\n\n\
-         [lib]\nname = \"rebench_restricted_model\"\npath = \"src/lib.rs\"\n\n[dependencies]\nrestricted = {{ path = {} }}\n\n[workspace]\n\n{PROFILE}",
-        toml_str(&plan.restricted)
+         [lib]\nname = \"rebench_restricted_model\"\npath = \"src/lib.rs\"\n\n[dependencies]\nrestricted = {{ path = {}, features = {} }}\n\n[workspace]\n\n{PROFILE}",
+        toml_str(&plan.restricted),
+        features(plan, None),
     );
     write(&model_dir.join("Cargo.toml"), &manifest)?;
     write(&model_dir.join("src/lib.rs"), MODEL_LIB)?;
@@ -223,4 +235,25 @@ fn write(path: &Path, text: &str) -> anyhow::Result<()> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_builds_enable_the_plans_features_and_only_the_driver_the_hatch() {
+        let plan = |features: &[&str]| Plan {
+            solution: PathBuf::new(),
+            restricted: PathBuf::new(),
+            scratch: PathBuf::new(),
+            target_dir: PathBuf::new(),
+            timeout: Duration::ZERO,
+            features: features.iter().map(|f| (*f).to_owned()).collect(),
+        };
+        assert_eq!(features(&plan(&[]), None), "[]");
+        assert_eq!(features(&plan(&[]), Some("training")), r#"["training"]"#);
+        assert_eq!(features(&plan(&["cuda"]), None), r#"["cuda"]"#);
+        assert_eq!(features(&plan(&["cuda"]), Some("training")), r#"["training", "cuda"]"#);
+    }
 }

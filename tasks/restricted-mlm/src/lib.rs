@@ -14,16 +14,21 @@
 //!
 //! The solution's own code (training, its manifest, anything else) is never built or run by
 //! the scorer.
+//!
+//! A variant's [`Scale`] sets the train split's size and the device: the gpu variant builds the
+//! restricted crate with its `cuda` feature (in the gate and the driver alike) and evaluates on
+//! the CUDA device.
 
 pub mod compile;
 pub mod evalset;
 pub mod scan;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
-use rebench_pretrained::{default_splits, synthetic_corpus};
+use anyhow::{Context, bail, ensure};
+use rebench_pretrained::{SyntheticSplits, default_splits, synthetic_corpus};
 use rebench_scoring::driver::{self, DriverRun};
 use rebench_scoring::subprocess::Limits;
 use rebench_scoring::task::{Phases, PrepareRequest, ScoreRequest, Scored};
@@ -47,6 +52,54 @@ pub const RESTRICTED_FILES: &[(&str, &str)] = &[
     ("src/lib.rs", include_str!("../restricted/src/lib.rs")),
     ("src/hatch.rs", include_str!("../restricted/src/hatch.rs")),
 ];
+
+/// The parameters a variant may set; [`Scale::from_params`] refuses any other.
+pub const PARAMS: [&str; 3] = ["eval-windows", "train-tokens", "device"];
+
+/// A variant's scale, from its parameters: `eval-windows` held-out windows scored, the corpus
+/// (the default one, its train split `train-tokens` long where set) and the `device` the
+/// solutions train on and the scorer evaluates on (`cpu` where unset, or `cuda`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scale {
+    pub eval_windows: usize,
+    pub splits: SyntheticSplits,
+    pub device: String,
+}
+
+impl Scale {
+    pub fn from_params(params: &BTreeMap<String, Value>) -> anyhow::Result<Scale> {
+        if let Some(unknown) = params.keys().find(|k| !PARAMS.contains(&k.as_str())) {
+            bail!("unknown parameter `{unknown}` (known: {})", PARAMS.join(", "));
+        }
+        let uint = |key: &str| -> anyhow::Result<usize> {
+            let v = params.get(key).with_context(|| format!("the variant has no parameter `{key}`"))?;
+            Ok(v.as_u64().with_context(|| format!("parameter `{key}` must be a non-negative integer, got {v}"))? as usize)
+        };
+        let mut splits = default_splits();
+        if params.contains_key("train-tokens") {
+            splits.train = uint("train-tokens")?;
+        }
+        let device = match params.get("device") {
+            None => "cpu",
+            Some(v) => v.as_str().with_context(|| format!("parameter `device` must be a string, got {v}"))?,
+        };
+        ensure!(device == "cpu" || device == "cuda", "parameter `device` must be \"cpu\" or \"cuda\", got {device:?}");
+        Ok(Scale { eval_windows: uint("eval-windows")?, splits, device: device.to_owned() })
+    }
+
+    /// The manifest's parameters of `variant`.
+    pub fn of_variant(manifest: &Manifest, variant: &str) -> anyhow::Result<Scale> {
+        let v = manifest.variant(variant).with_context(|| format!("no variant `{variant}`"))?;
+        let params = v.params.iter().map(|(k, val)| Ok((k.clone(), serde_json::to_value(val)?))).collect::<anyhow::Result<_>>()?;
+        Scale::from_params(&params)
+    }
+
+    /// The features of the restricted crate that the scorer's builds enable: its CUDA backend
+    /// for the `cuda` device (no operation more), none otherwise.
+    pub fn restricted_features(&self) -> Vec<String> {
+        if self.device == "cuda" { vec!["cuda".to_owned()] } else { Vec::new() }
+    }
+}
 
 #[derive(Debug)]
 pub struct RestrictedMlm {
@@ -79,7 +132,8 @@ impl Task for RestrictedMlm {
     }
 
     fn prepare(&self, request: &PrepareRequest) -> anyhow::Result<String> {
-        let corpus = synthetic_corpus(&request.env.assets, &default_splits())?;
+        let scale = Scale::of_variant(&self.manifest, &request.variant)?;
+        let corpus = synthetic_corpus(&request.env.assets, &scale.splits)?;
         let public = request.env.store.join("public");
         std::fs::create_dir_all(&public)?;
         std::fs::copy(corpus.train_shard(), public.join("train.tok")).context("copying the train split")?;
@@ -109,11 +163,14 @@ impl RestrictedMlm {
     fn limits(&self, request: &ScoreRequest) -> anyhow::Result<Limits> {
         let variant = self.manifest.variant(&request.variant).with_context(|| format!("no variant `{}`", request.variant))?;
         let timeout = request.solution_timeout_secs.map_or(self.manifest.scoring.timeout, Duration::from_secs_f64);
-        Ok(Limits { timeout: Some(timeout), address_space: Some((variant.resources.memory_gib * (1u64 << 30) as f64) as u64) })
+        // CUDA cannot run under an address-space limit: a GPU variant's driver runs without one.
+        let address_space = (variant.resources.gpus == 0).then_some((variant.resources.memory_gib * (1u64 << 30) as f64) as u64);
+        Ok(Limits { timeout: Some(timeout), address_space })
     }
 
     /// Checks, compiles and evaluates one solution.
     fn measure(&self, request: &ScoreRequest, phases: &mut Phases) -> anyhow::Result<Outcome> {
+        let scale = Scale::from_params(&request.params)?;
         let solution = &request.solution;
         let weights = solution.join(WEIGHTS_FILE);
         if !weights.is_file() {
@@ -127,14 +184,15 @@ impl RestrictedMlm {
             scratch: request.env.scratch.join("build"),
             target_dir: request.env.target_dir.clone(),
             timeout: self.manifest.scoring.timeout,
+            features: scale.restricted_features(),
         };
         let driver = match phases.time("build", || compile::build(&plan))? {
             Ok(binary) => binary,
             Err(reason) => return Ok(invalid(reason)),
         };
 
-        let corpus = synthetic_corpus(&request.env.assets, &default_splits())?;
-        let windows = usize::try_from(request.param_u64("eval-windows")?).context("eval-windows")?;
+        let corpus = synthetic_corpus(&request.env.assets, &scale.splits)?;
+        let windows = scale.eval_windows;
         let set = phases.time("prepare-eval", || evalset::build(&corpus.test_shard(), corpus.vocab_size(), windows))?;
         let eval_file = request.env.scratch.join("eval.bin");
         set.write(&eval_file)?;
@@ -148,6 +206,8 @@ impl RestrictedMlm {
             &weights.to_string_lossy(),
             "--threads",
             &variant.resources.cores.to_string(),
+            "--device",
+            &scale.device,
         ]
         .map(str::to_owned)
         .to_vec();

@@ -29,6 +29,17 @@ impl Device {
         Device(candle_core::Device::Cpu)
     }
 
+    /// `cpu`, or `cuda` (CUDA device 0, in a build with the `cuda` feature).
+    pub fn named(name: &str) -> Result<Device> {
+        match name {
+            "cpu" => Ok(Device::cpu()),
+            "cuda" => candle_core::Device::new_cuda(0)
+                .map(Device)
+                .map_err(|e| Error::msg(format!("device `cuda` (it needs the `cuda` feature and a CUDA device): {e}"))),
+            other => Err(Error::msg(format!("unknown device `{other}`: `cpu` or `cuda`"))),
+        }
+    }
+
     pub fn from_candle(device: candle_core::Device) -> Device {
         Device(device)
     }

@@ -21,6 +21,8 @@ pub struct Settings {
     pub warmup: usize,
     pub weight_decay: f64,
     pub seed: u64,
+    /// Where the model trains.
+    pub device: Device,
 }
 
 /// The token shard format (`RBTOKENS`): a 32-byte header (magic, version, bytes per token,
@@ -145,7 +147,7 @@ impl AdamW {
 pub fn train(settings: &Settings, data_dir: &Path, out: &Path) -> Result<(), String> {
     let start = Instant::now();
     let (vocab, tokens) = read_shard(&data_dir.join("train.tok"))?;
-    let device = Device::cpu();
+    let device = settings.device.clone();
     let config = Config::new(vocab, vocab as u32, SEQ_LEN, device.clone());
     let mut params = Params::fresh(settings.seed, &device);
     let model = Model::new(&config, &mut params).map_err(|e| e.to_string())?;

@@ -33,6 +33,7 @@ pub fn plan(root: &Path, solution: &Path) -> Plan {
         scratch: root.join("scratch"),
         target_dir: target_dir(),
         timeout: Duration::from_secs(900),
+        features: Vec::new(),
     }
 }
 
