@@ -3,8 +3,10 @@
 //! solve step with a live calibration, weight files that are wrong in every way we know, and the
 //! `device` parameter.
 //!
-//! With `--features cuda`, `gpu::` runs the starting and reference solutions on the CUDA device;
-//! without a device it is skipped and says why (`REBENCH_REQUIRE_GPU=1` makes that a failure).
+//! With `--features cuda`, `gpu::` prepares and scores on the CUDA device, and runs the starting
+//! and reference solutions there (that one needs cargo and nvcc on the GPU machine: the solve
+//! step builds the solutions); without a device each is skipped and says why
+//! (`REBENCH_REQUIRE_GPU=1` makes that a failure).
 //! Built here without a GPU: `. "$(bash scripts/install-nvcc.sh)"` then
 //! `CARGO_TARGET_DIR=target/cuda cargo test --release -p fix-embedding --features cuda gpu::`.
 
@@ -399,6 +401,26 @@ mod gpu {
         }
     }
 
+    /// Needs no cargo: runs from a test binary built ahead.
+    #[test]
+    fn on_cuda_preparation_and_scoring_agree_with_the_cpu() {
+        let Some(params) = cuda_params_or_skip("on_cuda_preparation_and_scoring_agree_with_the_cpu") else { return };
+        let dir = tempfile::tempdir().unwrap();
+        let p = prepare_variant(dir.path(), "gpu", &params);
+        let losses: Value = serde_json::from_slice(&std::fs::read(p.env.store.join("protected").join(LOSSES)).unwrap()).unwrap();
+        let (floor, clean, corrupted) = (losses["floor"].as_f64().unwrap(), losses["clean"].as_f64().unwrap(), losses["corrupted"].as_f64().unwrap());
+        assert!(floor < clean && clean + 0.5 < corrupted, "pretrained on CUDA: {losses}");
+        // The corrupted model (the starting solution's artifact) scored on either device.
+        let solution = dir.path().join("solution");
+        std::fs::create_dir_all(&solution).unwrap();
+        std::fs::copy(p.env.store.join("public").join(LARGE_MODEL), solution.join(ARTIFACT)).unwrap();
+        let task = FixEmbedding::new();
+        let on = |params: BTreeMap<String, Value>| task.score(&request_for(&p.env, &solution, false, "gpu", params)).unwrap().outcome.raw().unwrap();
+        let (cuda, cpu) = (on(params.clone()), on(tiny_params()));
+        assert!((cuda - cpu).abs() < 1e-3, "the same weights: {cuda} on CUDA, {cpu} on the CPU");
+    }
+
+    /// Needs cargo and nvcc: the solve step builds the solutions (the reference with `cuda`).
     #[test]
     fn on_cuda_starting_scores_0_and_the_reference_repair_about_1() {
         let Some(params) = cuda_params_or_skip("on_cuda_starting_scores_0_and_the_reference_repair_about_1") else { return };

@@ -4,8 +4,9 @@
 //! crate in the public store; the variants' parameters.
 //!
 //! With `--features cuda`, `gpu::` scores on the CUDA device and runs the starting solution's
-//! solve there; without a device it is skipped and says why (`REBENCH_REQUIRE_GPU=1` makes that
-//! a failure). Built here without a GPU: `. "$(bash scripts/install-nvcc.sh)"` then
+//! solve there (it needs cargo and nvcc on the GPU machine: the scorer builds its driver, and the
+//! solve the solution, with the restricted crate's `cuda` feature); without a device it is
+//! skipped and says why (`REBENCH_REQUIRE_GPU=1` makes that a failure). Built here without a GPU: `. "$(bash scripts/install-nvcc.sh)"` then
 //! `CARGO_TARGET_DIR=target/cuda cargo test --release -p restricted-mlm --features cuda gpu::`.
 
 use std::collections::BTreeMap;
