@@ -217,7 +217,8 @@ pub fn score(
         }
         Target::Solution { dir, .. } => Ok(dir.clone()),
     };
-    let live = matches!(task.manifest.calibration, CalibrationSpec::Live);
+    let spec = task.manifest.calibration(variant);
+    let live = matches!(spec, CalibrationSpec::Live);
     let (outcome, calibration, phases) = match solution {
         Err(why) => (Outcome::invalid(format!("the solve step failed: {why}"), json!({"solve_failure": true})), None, BTreeMap::new()),
         Ok(solution) => {
@@ -235,9 +236,8 @@ pub fn score(
             let timeout = task.manifest.scoring.timeout * if live { 3 } else { 1 };
             match scorer::call(scorer_bin, &Request::Score(request), timeout)? {
                 Ok(Response::Scored(scored)) => {
-                    let calibration = match (&task.manifest.calibration, scored.calibration) {
+                    let calibration = match (spec, scored.calibration) {
                         (CalibrationSpec::Live, Some(c)) => Some(c),
-                        (CalibrationSpec::Live, None) => None,
                         (spec, _) => Calibration::pinned(spec),
                     };
                     (scored.outcome, calibration, scored.phases)
@@ -261,6 +261,10 @@ pub fn score(
     let mut entry = LogEntry::new(&task.manifest, variant, &label, &outcome, calibration.as_ref(), elapsed);
     if let Value::Object(map) = &mut entry.details {
         map.insert("phases".into(), serde_json::to_value(&phases)?);
+        // A raw score without endpoints: the log says why it has no normalized score.
+        if let CalibrationSpec::Pending { why } = spec {
+            map.insert("calibration_pending".into(), json!(why));
+        }
     }
     let mut log = ScoreLog::open(&log_path).with_context(|| format!("cannot open the score log {}", log_path.display()))?;
     log.append(&entry).with_context(|| format!("cannot append to the score log {}", log_path.display()))?;

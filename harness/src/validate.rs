@@ -5,6 +5,7 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 use rebench_scoring::fsutil::Solution;
+use rebench_scoring::manifest::CalibrationSpec;
 
 use crate::score::{self, ScoreOptions, ScoreResult, Target};
 use crate::tasks::{self, TaskEntry};
@@ -56,7 +57,12 @@ pub fn validate_task(ws: &Workspace, task: &TaskEntry, variant: &str, options: &
             Ok(result) => {
                 match (result.entry.valid, result.entry.normalized) {
                     (false, _) => row.problems.push(format!("{} is invalid: {}", which.name(), result.entry.message)),
-                    (true, None) => row.problems.push(format!("{} has no normalized score", which.name())),
+                    (true, None) => row.problems.push(match task.manifest.calibration(variant) {
+                        CalibrationSpec::Pending { why } => {
+                            format!("{} has no normalized score: the variant's calibration is pending ({why})", which.name())
+                        }
+                        _ => format!("{} has no normalized score", which.name()),
+                    }),
                     (true, Some(n)) if (n - expected).abs() > tolerance => row.problems.push(format!(
                         "{} normalized {n:.3}, expected {expected} within {tolerance}",
                         which.name()

@@ -103,6 +103,9 @@ pub enum CalibrationSpec {
     Pinned { starting: f64, reference: f64 },
     /// Measured by the scorer on this machine, in the same scoring, cached per machine.
     Live,
+    /// Not measured yet (a variant no machine at hand could run): scores are logged raw, never
+    /// normalized, and `validate` fails the variant. `why` says what measuring needs.
+    Pending { why: String },
 }
 
 /// The command that turns a solution's code into the artifact the scorer reads, for tasks whose
@@ -140,6 +143,10 @@ pub struct Variant {
     /// scoring it (see [`Variant::unmet`]).
     #[serde(default)]
     pub requires_env: Vec<String>,
+    /// This variant's own calibration, where the task's does not hold for it (pinned losses of
+    /// another scale, say); [`Manifest::calibration`] resolves it.
+    #[serde(default)]
+    pub calibration: Option<CalibrationSpec>,
     /// Task-specific parameters, passed to the scorer and to the instructions template.
     #[serde(default)]
     pub params: BTreeMap<String, toml::Value>,
@@ -239,27 +246,50 @@ impl Manifest {
         {
             return Err(invalid("metric.transform.ln-minus-floor", "a finite floor"));
         }
-        if let CalibrationSpec::Pinned { starting, reference } = self.calibration {
-            let (Some(ts), Some(tr)) = (self.metric.transform.apply(starting), self.metric.transform.apply(reference))
-            else {
-                return Err(invalid(
-                    "calibration",
-                    "starting and reference raw scores inside the transform's domain (e.g. > floor for ln-minus-floor)",
-                ));
-            };
-            let improves = match self.metric.direction {
-                Direction::Lower => tr < ts,
-                Direction::Higher => tr > ts,
-            };
-            if !improves {
-                return Err(invalid("calibration.reference", "a reference score better than the starting score in the metric's direction"));
+        self.check_calibration("calibration", &self.calibration).map_err(|(key, expected)| invalid(&key, expected))?;
+        for (name, variant) in &self.variants {
+            if let Some(spec) = &variant.calibration {
+                self.check_calibration(&format!("variants.{name}.calibration"), spec).map_err(|(key, expected)| invalid(&key, expected))?;
             }
+        }
+        Ok(())
+    }
+
+    /// Pinned endpoints inside the transform's domain, the reference better than the starting
+    /// score; a pending calibration that says why. `Err((key, what was expected))`.
+    fn check_calibration(&self, key: &str, spec: &CalibrationSpec) -> Result<(), (String, &'static str)> {
+        match spec {
+            CalibrationSpec::Pinned { starting, reference } => {
+                let (Some(ts), Some(tr)) = (self.metric.transform.apply(*starting), self.metric.transform.apply(*reference))
+                else {
+                    return Err((
+                        key.to_owned(),
+                        "starting and reference raw scores inside the transform's domain (e.g. > floor for ln-minus-floor)",
+                    ));
+                };
+                let improves = match self.metric.direction {
+                    Direction::Lower => tr < ts,
+                    Direction::Higher => tr > ts,
+                };
+                if !improves {
+                    return Err((format!("{key}.reference"), "a reference score better than the starting score in the metric's direction"));
+                }
+            }
+            CalibrationSpec::Pending { why } if why.trim().is_empty() => {
+                return Err((format!("{key}.why"), "what measuring the endpoints needs, in words"));
+            }
+            CalibrationSpec::Pending { .. } | CalibrationSpec::Live => {}
         }
         Ok(())
     }
 
     pub fn variant(&self, name: &str) -> Option<&Variant> {
         self.variants.get(name)
+    }
+
+    /// The calibration that holds for `variant`: its own, or else the task's.
+    pub fn calibration(&self, variant: &str) -> &CalibrationSpec {
+        self.variant(variant).and_then(|v| v.calibration.as_ref()).unwrap_or(&self.calibration)
     }
 }
 

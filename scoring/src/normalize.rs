@@ -29,7 +29,7 @@ impl Calibration {
             CalibrationSpec::Pinned { starting, reference } => {
                 Some(Calibration { starting, reference, source: CalibrationSource::Pinned })
             }
-            CalibrationSpec::Live => None,
+            CalibrationSpec::Live | CalibrationSpec::Pending { .. } => None,
         }
     }
 

@@ -187,3 +187,29 @@ fn variants_missing_their_environment_are_skipped_not_failed() {
     assert!(row.skipped.is_none() && row.passed(), "{:?} {:?}", row.skipped, row.problems);
     assert!(row.reference.is_some());
 }
+
+/// A variant whose calibration is pending is scored and logged raw, with the reason and no
+/// normalized score, and validate fails it saying why.
+#[test]
+fn a_pending_calibration_logs_raw_scores_and_fails_validate_with_its_reason() {
+    let f = Fixture::new();
+    let text = format!(
+        "{}\n[variants.big]\ndescription = \"big\"\ntime-budget = \"2h\"\nresources = {{ cores = 2, memory-gib = 4 }}\ncalibration = {{ mode = \"pending\", why = \"not run at this size\" }}\n",
+        manifest("alpha")
+    );
+    f.task("alpha", &text);
+    let task = tasks::find(&f.ws, "alpha").unwrap();
+    let bin = f.scorer("ok", &scored(10.0));
+    let result = score(&f.ws, &task, "big", &Target::Named(Solution::Reference), &ScoreOptions::default(), &bin).unwrap();
+    assert!(result.entry.valid && result.entry.raw == Some(10.0), "{:?}", result.entry);
+    assert_eq!(result.entry.normalized, None);
+    assert_eq!(result.entry.details["calibration_pending"], "not run at this size");
+    assert_eq!(read_log(&result.log).unwrap().entries, vec![result.entry.clone()]);
+
+    let row = rebench_harness::validate::validate_task(&f.ws, &task, "big", &ScoreOptions::default(), &bin);
+    assert!(!row.passed());
+    assert!(row.problems.iter().all(|p| p.contains("calibration is pending (not run at this size)")), "{:?}", row.problems);
+    // The task's own calibration still holds for its other variant.
+    let cpu = score(&f.ws, &task, "cpu", &Target::Named(Solution::Reference), &ScoreOptions::default(), &bin).unwrap();
+    assert_eq!(cpu.entry.normalized, Some(1.0));
+}

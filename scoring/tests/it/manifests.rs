@@ -37,3 +37,14 @@ fn pinned_transform_and_params_are_read() {
     assert_eq!(live.variants["cpu"].params["n"].as_integer(), Some(100));
     assert_eq!(live.scoring.timeout, std::time::Duration::from_secs(600));
 }
+
+#[test]
+fn a_variants_own_calibration_overrides_the_tasks() {
+    use rebench_scoring::manifest::CalibrationSpec;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/manifests");
+    let m = Manifest::load(&dir.join("variant-calibrations.toml")).unwrap();
+    assert_eq!(m.calibration("cpu"), &CalibrationSpec::Pinned { starting: 7.636, reference: 4.636 });
+    assert_eq!(m.calibration("gpu"), &CalibrationSpec::Pinned { starting: 6.0, reference: 3.0 });
+    assert!(matches!(m.calibration("big"), CalibrationSpec::Pending { why } if why.contains("not been run")));
+    assert_eq!(m.calibration("no-such-variant"), &m.calibration);
+}
