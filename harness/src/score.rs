@@ -93,9 +93,8 @@ impl ScoreResult {
 /// Parameters after overrides; an override of a parameter the variant does not have is an error
 /// (a typo must not silently score something else).
 pub fn resolve_params(task: &TaskEntry, variant: &str, overrides: &BTreeMap<String, Value>) -> anyhow::Result<BTreeMap<String, Value>> {
-    let v = task.variant(variant)?;
-    let mut params: BTreeMap<String, Value> =
-        v.params.iter().map(|(k, val)| Ok((k.clone(), serde_json::to_value(val)?))).collect::<anyhow::Result<_>>()?;
+    task.variant(variant)?; // an unknown variant's error names those there are
+    let mut params = task.manifest.variant_params(variant)?;
     for (key, value) in overrides {
         if !params.contains_key(key) {
             let known: Vec<&str> = params.keys().map(String::as_str).collect();

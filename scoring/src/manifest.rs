@@ -287,6 +287,12 @@ impl Manifest {
         self.variants.get(name)
     }
 
+    /// The parameters of `variant` as JSON values, as the harness passes them to a scorer.
+    pub fn variant_params(&self, variant: &str) -> anyhow::Result<BTreeMap<String, serde_json::Value>> {
+        let v = self.variant(variant).ok_or_else(|| anyhow::anyhow!("`{}` has no variant `{variant}`", self.task.id))?;
+        v.params.iter().map(|(k, val)| Ok((k.clone(), serde_json::to_value(val)?))).collect()
+    }
+
     /// The calibration that holds for `variant`: its own, or else the task's.
     pub fn calibration(&self, variant: &str) -> &CalibrationSpec {
         self.variant(variant).and_then(|v| v.calibration.as_ref()).unwrap_or(&self.calibration)

@@ -7,7 +7,7 @@ fn main() -> anyhow::Result<()> {
     unsafe { rebench_models::cpu::init_threads(2)? };
     let dir = std::path::PathBuf::from(std::env::args().nth(1).unwrap());
     let task = FinetuneChat::new();
-    let sizes = Sizes::from_params(&variant_params(rebench_scoring::Task::manifest(&task), "cpu")?)?;
+    let sizes = Sizes::from_params(&rebench_scoring::Task::manifest(&task).variant_params("cpu")?)?;
     let env = Environment {
         task_dir: env!("CARGO_MANIFEST_DIR").into(),
         store: dir.join("store"),

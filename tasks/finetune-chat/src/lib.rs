@@ -143,12 +143,6 @@ impl Sizes {
     }
 }
 
-/// The manifest's parameters of `variant`, as JSON values (as the harness passes them).
-pub fn variant_params(manifest: &Manifest, variant: &str) -> anyhow::Result<BTreeMap<String, Value>> {
-    let v = manifest.variant(variant).with_context(|| format!("no variant `{variant}`"))?;
-    v.params.iter().map(|(k, val)| Ok((k.clone(), serde_json::to_value(val)?))).collect()
-}
-
 /// `data/prompts.json` (public) and the held-out prompts (protected) share this layout.
 pub use format::Prompts;
 
@@ -451,7 +445,7 @@ impl Task for FinetuneChat {
     }
 
     fn prepare(&self, request: &PrepareRequest) -> anyhow::Result<String> {
-        let sizes = Sizes::from_params(&variant_params(&self.manifest, &request.variant)?)?;
+        let sizes = Sizes::from_params(&self.manifest.variant_params(&request.variant)?)?;
         self.prepare_sizes(&sizes, &request.variant, &request.env)
     }
 

@@ -188,6 +188,6 @@ fn bad_weights_are_invalid_with_their_reason() {
 #[test]
 fn the_manifest_parses() {
     let task = FinetuneChat::new();
-    let params = finetune_chat::variant_params(task.manifest(), "cpu").unwrap();
+    let params = task.manifest().variant_params("cpu").unwrap();
     Sizes::from_params(&params).unwrap();
 }

@@ -102,12 +102,6 @@ impl Sizes {
     }
 }
 
-/// The manifest's parameters of `variant`, as JSON values (as the harness passes them).
-pub fn variant_params(manifest: &Manifest, variant: &str) -> anyhow::Result<BTreeMap<String, Value>> {
-    let v = manifest.variant(variant).with_context(|| format!("no variant `{variant}`"))?;
-    v.params.iter().map(|(k, val)| Ok((k.clone(), serde_json::to_value(val)?))).collect()
-}
-
 /// The permutation applied to the embedding's rows: row `i` of the corrupted embedding is row
 /// `perm[i]` of the clean one.
 pub fn permutation(vocab: usize) -> Vec<u32> {
@@ -277,7 +271,7 @@ impl Task for FixEmbedding {
     }
 
     fn prepare(&self, request: &PrepareRequest) -> anyhow::Result<String> {
-        let sizes = Sizes::from_params(&variant_params(&self.manifest, &request.variant)?)?;
+        let sizes = Sizes::from_params(&self.manifest.variant_params(&request.variant)?)?;
         self.prepare_sizes(&sizes, &request.env)
     }
 

@@ -205,11 +205,13 @@ fn bad_weight_files_are_invalid_with_their_reason() {
     let dir = tempfile::tempdir().unwrap();
     let p = prepare(dir.path());
     let task = FixEmbedding::new();
-    let good: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = tensors(&p.env.store.join("public").join(LARGE_MODEL))
+    // Name, dtype, shape and bytes of every tensor of a weight file.
+    type Tensors = Vec<(String, Dtype, Vec<usize>, Vec<u8>)>;
+    let good: Tensors = tensors(&p.env.store.join("public").join(LARGE_MODEL))
         .into_iter()
         .map(|(n, (s, b))| (n, Dtype::F32, s, b))
         .collect();
-    let with = |f: &dyn Fn(&mut Vec<(String, Dtype, Vec<usize>, Vec<u8>)>)| {
+    let with = |f: &dyn Fn(&mut Tensors)| {
         let mut t = good.clone();
         f(&mut t);
         t
@@ -300,7 +302,7 @@ fn bad_weight_files_are_invalid_with_their_reason() {
 #[test]
 fn the_manifest_parses_and_names_its_parameters() {
     let task = FixEmbedding::new();
-    let params = fix_embedding::variant_params(task.manifest(), "cpu").unwrap();
+    let params = task.manifest().variant_params("cpu").unwrap();
     let sizes = Sizes::from_params(&params).unwrap();
     assert_eq!(sizes.large, rebench_pretrained::PretrainSpec::cpu_default());
     assert_eq!(sizes.small.model.vocab, sizes.large.model.vocab);
@@ -311,7 +313,7 @@ fn the_manifest_parses_and_names_its_parameters() {
     // context, on the CUDA device, in a build with the `cuda` feature.
     let gpu = task.manifest().variant("gpu").unwrap();
     assert_eq!((gpu.features.as_slice(), gpu.resources.gpus), (["cuda".to_owned()].as_slice(), 1));
-    let sizes = Sizes::from_params(&fix_embedding::variant_params(task.manifest(), "gpu").unwrap()).unwrap();
+    let sizes = Sizes::from_params(&task.manifest().variant_params("gpu").unwrap()).unwrap();
     assert_eq!(sizes.large, rebench_pretrained::PretrainSpec::gpu_default());
     assert_eq!((sizes.small.model.vocab, sizes.small.model.context), (sizes.large.model.vocab, sizes.large.model.context));
     assert!(sizes.small.model.params_total() * 2 < sizes.large.model.params_total());

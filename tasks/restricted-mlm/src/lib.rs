@@ -89,9 +89,7 @@ impl Scale {
 
     /// The manifest's parameters of `variant`.
     pub fn of_variant(manifest: &Manifest, variant: &str) -> anyhow::Result<Scale> {
-        let v = manifest.variant(variant).with_context(|| format!("no variant `{variant}`"))?;
-        let params = v.params.iter().map(|(k, val)| Ok((k.clone(), serde_json::to_value(val)?))).collect::<anyhow::Result<_>>()?;
-        Scale::from_params(&params)
+        Scale::from_params(&manifest.variant_params(variant)?)
     }
 
     /// The features of the restricted crate that the scorer's builds enable: its CUDA backend

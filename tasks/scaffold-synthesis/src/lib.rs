@@ -175,11 +175,6 @@ impl ScaffoldSynthesis {
         self
     }
 
-    fn variant_params(&self, variant: &str) -> anyhow::Result<BTreeMap<String, Value>> {
-        let variant = self.manifest.variant(variant).with_context(|| format!("no variant `{variant}`"))?;
-        variant.params.iter().map(|(k, v)| Ok((k.clone(), serde_json::to_value(v)?))).collect()
-    }
-
     fn plan(&self, request: &ScoreRequest) -> anyhow::Result<Plan> {
         let variant = self.manifest.variant(&request.variant).with_context(|| format!("no variant `{}`", request.variant))?;
         let p = &request.params;
@@ -311,7 +306,7 @@ impl Task for ScaffoldSynthesis {
                 None => format!("nothing to prepare ({})", endpoint::SKIPPED),
             });
         }
-        let (asset, spec) = self.model(&self.variant_params(&request.variant)?, &request.env.store)?;
+        let (asset, spec) = self.model(&self.manifest.variant_params(&request.variant)?, &request.env.store)?;
         let report = std::fs::read_to_string(asset.file("report.json")).unwrap_or_default();
         Ok(format!(
             "weak model ({} layers, width {}, {} steps) {} {}: {}",
@@ -361,7 +356,7 @@ mod tests {
     fn embedded_manifest_parses_and_matches_the_crate() {
         let task = ScaffoldSynthesis::new();
         assert_eq!(task.manifest().task.id, env!("CARGO_PKG_NAME"));
-        let spec = train_spec(&task.variant_params("cpu").unwrap()).unwrap();
+        let spec = train_spec(&task.manifest.variant_params("cpu").unwrap()).unwrap();
         assert_eq!(spec.config().vocab, tokens::Vocab::new().size());
     }
 }

@@ -191,7 +191,7 @@ fn rendered_programs_match_the_interpreter() {
 fn request(dir: &Path, solution: &Path, overrides: &[(&str, serde_json::Value)]) -> ScoreRequest {
     let task = scaffold_synthesis::ScaffoldSynthesis::new();
     let mut params: BTreeMap<String, serde_json::Value> =
-        task.manifest().variants["endpoint"].params.iter().map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap())).collect();
+        task.manifest().variant_params("endpoint").unwrap();
     for (key, value) in overrides {
         params.insert((*key).into(), value.clone());
     }

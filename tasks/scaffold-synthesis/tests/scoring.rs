@@ -120,7 +120,7 @@ fn request(dir: &Path, solution: &Path, params: BTreeMap<String, serde_json::Val
 fn the_starting_scaffold_scores_and_leaves_no_problem_on_disk() {
     let task = scaffold_synthesis::ScaffoldSynthesis::new();
     let mut params: BTreeMap<String, serde_json::Value> =
-        task.manifest().variants["cpu"].params.iter().map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap())).collect();
+        task.manifest().variant_params("cpu").unwrap();
     // A model trained for a few steps: the plumbing, not the model, is under test.
     for (key, value) in [("problems", json!(12)), ("model-width", json!(16)), ("model-depth", json!(1)), ("train-steps", json!(3)), ("train-batch", json!(4))] {
         params.insert(key.into(), value);

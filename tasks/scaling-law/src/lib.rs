@@ -73,11 +73,6 @@ impl ScalingLaw {
             .and_then(serde_json::Value::as_f64)
             .with_context(|| format!("the variant has no numeric parameter `{key}`"))
     }
-
-    fn variant_params(&self, variant: &str) -> anyhow::Result<std::collections::BTreeMap<String, serde_json::Value>> {
-        let v = self.manifest.variants.get(variant).with_context(|| format!("no variant `{variant}`"))?;
-        v.params.iter().map(|(k, t)| Ok((k.clone(), serde_json::to_value(t)?))).collect()
-    }
 }
 
 impl Task for ScalingLaw {
@@ -90,7 +85,7 @@ impl Task for ScalingLaw {
     /// and `models/`, the models crate the trainer builds on. The protected validation split,
     /// which the ground truth was measured on, stays in the shared asset store.
     fn prepare(&self, request: &PrepareRequest) -> anyhow::Result<String> {
-        let params = self.variant_params(&request.variant)?;
+        let params = self.manifest.variant_params(&request.variant)?;
         let (budget, cap) = (self.param_f64(&params, "budget")?, self.param_f64(&params, "cap")?);
         let corpus = synthetic_corpus(&request.env.assets, &default_splits())?;
         let vocab = corpus.vocab_size();

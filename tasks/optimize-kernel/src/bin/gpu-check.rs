@@ -111,9 +111,7 @@ fn run() -> anyhow::Result<bool> {
         Some(dir) => OptimizeKernel::with_prebuilt_drivers(dir.clone()),
         None => OptimizeKernel::new(),
     };
-    let variant = task.manifest().variant("gpu").context("the task has no gpu variant")?;
-    let mut params: BTreeMap<String, Value> =
-        variant.params.iter().map(|(k, v)| Ok((k.clone(), serde_json::to_value(v)?))).collect::<anyhow::Result<_>>()?;
+    let mut params = task.manifest().variant_params("gpu")?;
     params.extend(options.params);
     let request = |solution: &Path, params: BTreeMap<String, Value>, seed: u64| ScoreRequest {
         variant: "gpu".into(),
