@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod measure;
 pub mod normalize;
 pub mod outcome;
+pub mod params;
 pub mod protocol;
 pub mod subprocess;
 pub mod task;

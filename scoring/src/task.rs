@@ -125,8 +125,7 @@ pub struct ScoreRequest {
 impl ScoreRequest {
     /// A required unsigned integer parameter.
     pub fn param_u64(&self, key: &str) -> anyhow::Result<u64> {
-        let value = self.params.get(key).with_context(|| format!("the variant has no parameter `{key}`"))?;
-        value.as_u64().with_context(|| format!("parameter `{key}` must be a non-negative integer, got {value}"))
+        crate::params::u64(&self.params, key)
     }
 }
 

@@ -36,6 +36,7 @@ use rebench_models::Rng;
 use rebench_pretrained::{PretrainSpec, pretrained};
 use rebench_scoring::fsutil::{self, Solution};
 use rebench_scoring::measure::Fingerprint;
+use rebench_scoring::params;
 use rebench_scoring::subprocess::{self, Limits};
 use rebench_scoring::task::{self, Phases, PrepareRequest, ScoreRequest, Scored};
 use rebench_scoring::{Calibration, CalibrationSource, Manifest, Outcome, Task};
@@ -109,11 +110,8 @@ impl Sizes {
     }
 
     pub fn from_params(params: &BTreeMap<String, Value>) -> anyhow::Result<Sizes> {
-        let get = |key: &str| params.get(key).with_context(|| format!("the variant has no parameter `{key}`"));
-        let uint = |key: &str| -> anyhow::Result<usize> {
-            let v = get(key)?;
-            Ok(v.as_u64().with_context(|| format!("parameter `{key}` must be a non-negative integer, got {v}"))? as usize)
-        };
+        let get = |key: &str| params::get(params, key);
+        let uint = |key: &str| params::usize(params, key);
         let base = match get("base")?.as_str() {
             Some("cpu-default") => PretrainSpec::cpu_default(),
             // The shared tiny pretraining with room for a prompt and a response.
@@ -133,7 +131,7 @@ impl Sizes {
             max_prompt: uint("max-prompt")?,
             max_response: uint("max-response")?,
             proxy_pairs: uint("proxy-pairs")?,
-            label_noise: get("label-noise")?.as_f64().context("`label-noise` must be a number")?,
+            label_noise: params::f64(params, "label-noise")?,
             proxy_steps: uint("proxy-steps")?,
             params: params.clone(),
         };

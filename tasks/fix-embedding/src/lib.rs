@@ -20,12 +20,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use rebench_corpus::Split;
 use rebench_models::candle_core::Device;
 use rebench_models::{Gpt, ModelConfig, evaluate};
 use rebench_pretrained::{Corpus, EVAL_BATCH, EVAL_SEED, PretrainSpec, pretrained_on};
 use rebench_scoring::fsutil::{self, Solution};
+use rebench_scoring::params;
 use rebench_scoring::subprocess::{self, Limits};
 use rebench_scoring::task::{self, Phases, PrepareRequest, ScoreRequest, Scored};
 use rebench_scoring::{Manifest, Outcome, Task};
@@ -74,18 +75,9 @@ impl Sizes {
     /// Reads `large`, `small-width`, `small-depth`, `small-heads`, `small-steps`,
     /// `eval-tokens` and, optionally, `device` (default `cpu`).
     pub fn from_params(params: &BTreeMap<String, Value>) -> anyhow::Result<Sizes> {
-        if let Some(unknown) = params.keys().find(|k| !PARAMS.contains(&k.as_str())) {
-            bail!("unknown parameter `{unknown}` (known: {})", PARAMS.join(", "));
-        }
-        let get = |key: &str| params.get(key).with_context(|| format!("the variant has no parameter `{key}`"));
-        let uint = |key: &str| -> anyhow::Result<usize> {
-            let v = get(key)?;
-            Ok(v.as_u64().with_context(|| format!("parameter `{key}` must be a non-negative integer, got {v}"))? as usize)
-        };
-        let name = |key: &str| -> anyhow::Result<&str> {
-            let v = get(key)?;
-            v.as_str().with_context(|| format!("parameter `{key}` must be a string, got {v}"))
-        };
+        params::refuse_unknown(params, &PARAMS)?;
+        let uint = |key: &str| params::usize(params, key);
+        let name = |key: &str| params::str(params, key);
         let large = PretrainSpec::named(name("large")?)?;
         let device = if params.contains_key("device") { name("device")?.to_owned() } else { "cpu".to_owned() };
         let mut small = large.clone();

@@ -47,6 +47,7 @@ use rebench_scoring::driver::{self, BuildPlan, DriverRun, DriverSource};
 use rebench_scoring::fsutil::{self, Solution};
 use rebench_scoring::log::now_rfc3339;
 use rebench_scoring::measure::{Fingerprint, Stats};
+use rebench_scoring::params;
 use rebench_scoring::subprocess::Limits;
 use rebench_scoring::task::{Phases, PrepareRequest, ScoreRequest, Scored};
 use rebench_scoring::{Calibration, CalibrationSource, Manifest, Outcome, Task};
@@ -125,10 +126,6 @@ impl OptimizeTraining {
     }
 }
 
-fn usize_param(request: &ScoreRequest, key: &str) -> anyhow::Result<usize> {
-    usize::try_from(request.param_u64(key)?).with_context(|| format!("parameter `{key}` is too large"))
-}
-
 /// Where a variant that names no `device` trains.
 const DEFAULT_DEVICE: &str = "cpu";
 
@@ -172,7 +169,7 @@ impl OptimizeTraining {
             jobs.push(Job {
                 name: format!("options check {}", k + 1),
                 timed: false,
-                jsonl: hidden::finetuning_data(&lang, derive(request.seed, 2 + k), usize_param(request, "option-data-tokens")?, config.data.min_doc_tokens),
+                jsonl: hidden::finetuning_data(&lang, derive(request.seed, 2 + k), params::usize(&request.params, "option-data-tokens")?, config.data.min_doc_tokens),
                 config,
                 reference: None,
             });
@@ -184,7 +181,7 @@ impl OptimizeTraining {
             jobs.push(Job {
                 name: format!("timed run {} of {runs}", r + 1),
                 timed: true,
-                jsonl: hidden::finetuning_data(&lang, derive(request.seed, 1000 + r), usize_param(request, "data-tokens")?, config.data.min_doc_tokens),
+                jsonl: hidden::finetuning_data(&lang, derive(request.seed, 1000 + r), params::usize(&request.params, "data-tokens")?, config.data.min_doc_tokens),
                 config,
                 reference: None,
             });

@@ -27,9 +27,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use rebench_pretrained::{SyntheticSplits, default_splits, synthetic_corpus};
 use rebench_scoring::driver::{self, DriverRun};
+use rebench_scoring::params;
 use rebench_scoring::subprocess::Limits;
 use rebench_scoring::task::{Phases, PrepareRequest, ScoreRequest, Scored};
 use rebench_scoring::{Manifest, Outcome, Task};
@@ -68,21 +69,13 @@ pub struct Scale {
 
 impl Scale {
     pub fn from_params(params: &BTreeMap<String, Value>) -> anyhow::Result<Scale> {
-        if let Some(unknown) = params.keys().find(|k| !PARAMS.contains(&k.as_str())) {
-            bail!("unknown parameter `{unknown}` (known: {})", PARAMS.join(", "));
-        }
-        let uint = |key: &str| -> anyhow::Result<usize> {
-            let v = params.get(key).with_context(|| format!("the variant has no parameter `{key}`"))?;
-            Ok(v.as_u64().with_context(|| format!("parameter `{key}` must be a non-negative integer, got {v}"))? as usize)
-        };
+        params::refuse_unknown(params, &PARAMS)?;
+        let uint = |key: &str| params::usize(params, key);
         let mut splits = default_splits();
         if params.contains_key("train-tokens") {
             splits.train = uint("train-tokens")?;
         }
-        let device = match params.get("device") {
-            None => "cpu",
-            Some(v) => v.as_str().with_context(|| format!("parameter `device` must be a string, got {v}"))?,
-        };
+        let device = if params.contains_key("device") { params::str(params, "device")? } else { "cpu" };
         ensure!(device == "cpu" || device == "cuda", "parameter `device` must be \"cpu\" or \"cuda\", got {device:?}");
         Ok(Scale { eval_windows: uint("eval-windows")?, splits, device: device.to_owned() })
     }

@@ -36,6 +36,7 @@ use rebench_assets::{Asset, Spec, Store};
 use rebench_models::Rng;
 use rebench_scoring::driver::{self, BuildPlan, DriverSource};
 use rebench_scoring::fsutil::{self, Solution};
+use rebench_scoring::params;
 use rebench_scoring::task::{self, Phases, PrepareRequest, ScoreRequest, Scored};
 use rebench_scoring::{Manifest, Outcome, Task};
 use serde_json::{Value, json};
@@ -73,34 +74,19 @@ impl Default for ScaffoldSynthesis {
     }
 }
 
-/// A variant's parameters, read from the manifest (prepare) or the request (score).
-fn param<'a>(params: &'a BTreeMap<String, Value>, key: &str) -> anyhow::Result<&'a Value> {
-    params.get(key).with_context(|| format!("the variant has no parameter `{key}`"))
-}
-
-fn param_u64(params: &BTreeMap<String, Value>, key: &str) -> anyhow::Result<u64> {
-    let v = param(params, key)?;
-    v.as_u64().with_context(|| format!("parameter `{key}` must be a non-negative integer, got {v}"))
-}
-
-fn param_f64(params: &BTreeMap<String, Value>, key: &str) -> anyhow::Result<f64> {
-    let v = param(params, key)?;
-    v.as_f64().with_context(|| format!("parameter `{key}` must be a number, got {v}"))
-}
-
 /// The model a variant trains.
 pub fn train_spec(params: &BTreeMap<String, Value>) -> anyhow::Result<TrainSpec> {
     Ok(TrainSpec {
-        width: param_u64(params, "model-width")? as usize,
-        depth: param_u64(params, "model-depth")? as usize,
-        heads: param_u64(params, "model-heads")? as usize,
-        context: param_u64(params, "model-context")? as usize,
-        steps: param_u64(params, "train-steps")? as usize,
-        batch_size: param_u64(params, "train-batch")? as usize,
-        peak_lr: param_f64(params, "train-lr")?,
-        warmup: param_u64(params, "train-warmup")? as usize,
-        repair_share: param_f64(params, "train-repair-share")?,
-        seed: param_u64(params, "train-seed")?,
+        width: params::usize(params, "model-width")?,
+        depth: params::usize(params, "model-depth")?,
+        heads: params::usize(params, "model-heads")?,
+        context: params::usize(params, "model-context")?,
+        steps: params::usize(params, "train-steps")?,
+        batch_size: params::usize(params, "train-batch")?,
+        peak_lr: params::f64(params, "train-lr")?,
+        warmup: params::usize(params, "train-warmup")?,
+        repair_share: params::f64(params, "train-repair-share")?,
+        seed: params::u64(params, "train-seed")?,
     })
 }
 
@@ -178,11 +164,11 @@ impl ScaffoldSynthesis {
     fn plan(&self, request: &ScoreRequest) -> anyhow::Result<Plan> {
         let variant = self.manifest.variant(&request.variant).with_context(|| format!("no variant `{}`", request.variant))?;
         let p = &request.params;
-        let scaffold_time = request.solution_timeout_secs.unwrap_or(param_f64(p, "scaffold-seconds")?);
+        let scaffold_time = request.solution_timeout_secs.unwrap_or(params::f64(p, "scaffold-seconds")?);
         Ok(Plan {
-            problems: param_u64(p, "problems")? as usize,
+            problems: params::usize(p, "problems")?,
             limits: Limits {
-                budget: Budget { calls: param_u64(p, "calls")? as u32, tokens: param_u64(p, "tokens")? as u32 },
+                budget: Budget { calls: params::u64(p, "calls")? as u32, tokens: params::u64(p, "tokens")? as u32 },
                 scaffold_time: Duration::from_secs_f64(scaffold_time),
                 memory: (variant.resources.memory_gib * (1u64 << 30) as f64) as u64,
             },
