@@ -13,6 +13,8 @@
 //! round, so that no contestant always goes first (after a pause in which the page cache or the
 //! CPU's clock may have changed) or always right after another's heavy run.
 
+use rebench_scoring::manifest::Transform;
+use rebench_scoring::{Calibration, CalibrationSource};
 use serde_json::{Value, json};
 
 /// Who is timed in a scoring: the solution, and when the scoring calibrates, the task's own
@@ -45,6 +47,16 @@ pub fn order(contestants: &[Contestant], round: usize) -> Vec<Contestant> {
     order
 }
 
+/// One round's seconds of the three contestants.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RoundTimes {
+    /// 0-based.
+    pub round: usize,
+    pub solution: f64,
+    pub starting: f64,
+    pub reference: f64,
+}
+
 /// The seconds of every timed run, by round, in the order they ran.
 #[derive(Clone, Debug, Default)]
 pub struct Timings {
@@ -61,6 +73,30 @@ impl Timings {
     pub fn fastest(&self, who: Contestant) -> Option<f64> {
         let times = self.of(who);
         (!times.is_empty()).then(|| crate::fastest(&times))
+    }
+
+    /// The round that scores the solution: each round's solution run normalized (with
+    /// `transform`) against that round's starting and reference runs, which ran beside it under
+    /// the same load, and the round at the median of those scores (the lower median of an even
+    /// count). A load that changes during a scoring then moves one round's score, not the score.
+    /// Why not each contestant's fastest run: in a CI run whose other processes ended during
+    /// the last of three rounds, the fastest runs paired the solution's run from the quiet end
+    /// with endpoints from the busy start, and the reference scored 1.29 against itself; its
+    /// rounds alone scored 1.03, 0.99 and 1.29. `None` when no round timed all three.
+    pub fn median_round(&self, transform: Transform) -> Option<RoundTimes> {
+        let mut scored: Vec<(f64, RoundTimes)> = self
+            .rounds
+            .iter()
+            .enumerate()
+            .filter_map(|(round, runs)| {
+                let of = |who: Contestant| runs.iter().find(|(c, _)| *c == who).map(|(_, s)| *s);
+                let times = RoundTimes { round, solution: of(Contestant::Solution)?, starting: of(Contestant::Starting)?, reference: of(Contestant::Reference)? };
+                let endpoints = Calibration { starting: times.starting, reference: times.reference, source: CalibrationSource::Pinned };
+                Some((endpoints.normalize(transform, times.solution).unwrap_or(f64::NEG_INFINITY), times))
+            })
+            .collect();
+        scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+        scored.get(scored.len().checked_sub(1)? / 2).map(|(_, times)| *times)
     }
 
     /// Every round's order and seconds, each contestant's fastest, and the ratios between the
@@ -134,6 +170,30 @@ mod tests {
         assert_eq!(d["ratios"]["starting/solution"], json!(3.0));
         assert_eq!(d["ratios"]["starting/reference"], json!(4.0));
         assert!((d["ratios"]["solution/reference"].as_f64().unwrap() - 8.0 / 6.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_median_round_pairs_the_solution_with_the_endpoints_timed_beside_it() {
+        // The CI scoring of the reference against itself: the load ended during round 3.
+        let timings = Timings {
+            rounds: vec![
+                vec![(Solution, 8.74), (Starting, 31.87), (Reference, 9.05)],
+                vec![(Starting, 30.63), (Reference, 9.14), (Solution, 9.24)],
+                vec![(Reference, 8.33), (Solution, 6.41), (Starting, 20.49)],
+            ],
+        };
+        let median = timings.median_round(Transform::Ln).unwrap();
+        assert_eq!(median, RoundTimes { round: 0, solution: 8.74, starting: 31.87, reference: 9.05 });
+        let endpoints = Calibration { starting: median.starting, reference: median.reference, source: CalibrationSource::Pinned };
+        let score = endpoints.normalize(Transform::Ln, median.solution).unwrap();
+        assert!((score - 1.028).abs() < 1e-3, "{score}");
+        // The fastest runs, each taken alone, give 1.29.
+        let fastest = Calibration { starting: 20.49, reference: 8.33, source: CalibrationSource::Pinned };
+        assert!((fastest.normalize(Transform::Ln, 6.41).unwrap() - 1.29).abs() < 5e-3);
+        // Of two rounds, the lower; without endpoints, none.
+        let two = Timings { rounds: timings.rounds[1..].to_vec() };
+        assert_eq!(two.median_round(Transform::Ln).unwrap().round, 0);
+        assert_eq!(Timings { rounds: vec![vec![(Solution, 5.0)]] }.median_round(Transform::Ln), None);
     }
 
     #[test]

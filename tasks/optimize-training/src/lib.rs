@@ -14,10 +14,12 @@
 //! 5. runs `timed-runs` rounds with the default configuration, round `r` on data set `r`: the
 //!    solution, and when calibrating the starting and the reference pipelines, one after the
 //!    other in an order rotated every round ([`interleave`] says why), timing each whole process;
-//!    the raw score is the solution's fastest run, in seconds (see [`fastest`] for why), and the
-//!    endpoints of normalization are the starting and reference pipelines' fastest runs of this
-//!    same scoring: no calibration is cached, since one taken under another load does not
-//!    transfer (the details keep every round's seconds and the ratios, so the load shows);
+//!    the raw score and the endpoints of normalization are the solution's and the two
+//!    pipelines' seconds in the median round (`Timings::median_round`: each round's solution run
+//!    normalized against the pipelines timed beside it), so no calibration is cached, since one
+//!    taken under another load does not transfer; without endpoints (a scoring not asked to
+//!    calibrate) the raw score is the solution's fastest run ([`fastest`] says why). The
+//!    details keep every round's seconds and the ratios, so the load shows;
 //! 6. after each round (and each option check) reads the weights every run wrote and only then
 //!    computes the reference weights, in the scorer's own process, with the task's own
 //!    reference pipeline compiled in (`pipeline`); every run's weights, the task's own
@@ -46,6 +48,7 @@ use rebench_pretrained::PretrainSpec;
 use rebench_scoring::driver::{self, BuildPlan, DriverRun, DriverSource};
 use rebench_scoring::fsutil::{self, Solution};
 use rebench_scoring::log::now_rfc3339;
+use rebench_scoring::manifest::Transform;
 use rebench_scoring::measure::{Fingerprint, Stats};
 use rebench_scoring::params;
 use rebench_scoring::subprocess::Limits;
@@ -258,7 +261,7 @@ impl OptimizeTraining {
         if let Some(invalid) = self.run_rounds(request, &solution, &inputs, &mut jobs, &mut measured, &mut Phases::default())? {
             return Ok(invalid);
         }
-        Ok(outcome(&measured, inputs.tolerance))
+        Ok(outcome(&measured, inputs.tolerance, self.manifest.metric.transform))
     }
 
     /// Builds the task's own `which` pipeline into `<scratch>/own-<name>`.
@@ -327,26 +330,31 @@ impl OptimizeTraining {
     }
 }
 
-/// The solution's valid outcome from its measured runs: raw = its fastest timed run.
-fn outcome(measured: &Measured, tolerance: f64) -> Outcome {
+/// The solution's valid outcome from its measured runs: raw = its seconds in the median round
+/// when the pipelines were timed beside it, else its fastest run.
+fn outcome(measured: &Measured, tolerance: f64, transform: Transform) -> Outcome {
     let times = measured.timings.of(Contestant::Solution);
-    let seconds = fastest(&times);
+    let median = measured.timings.median_round(transform);
+    let seconds = median.map_or_else(|| fastest(&times), |m| m.solution);
     let own: Vec<&Value> = measured.checks.iter().filter(|c| c["pipeline"] == Contestant::Solution.name()).collect();
     let worst = own.iter().filter_map(|c| c["relative"].as_f64()).fold(0.0, f64::max);
     let list = times.iter().map(|t| format!("{t:.2}")).collect::<Vec<_>>().join(", ");
-    let endpoints = match (measured.timings.fastest(Contestant::Starting), measured.timings.fastest(Contestant::Reference)) {
-        (Some(start), Some(reference)) => format!(
-            "; timed in alternation on the same data, the starting pipeline's fastest run took {start:.2} s and the reference's {reference:.2} s (starting/solution {:.2}x, solution/reference {:.2}x)",
-            start / seconds,
-            seconds / reference
+    let timing = match median {
+        Some(m) => format!(
+            "finetuning took {seconds:.2} s in round {} of {} (timed runs: {list} s), the median round when each is set against the task's own pipelines timed beside it on the same data: there the starting pipeline took {:.2} s and the reference {:.2} s (starting/solution {:.2}x, solution/reference {:.2}x)",
+            m.round + 1,
+            times.len(),
+            m.starting,
+            m.reference,
+            m.starting / seconds,
+            seconds / m.reference
         ),
-        _ => String::new(),
+        None => format!("finetuning took {seconds:.2} s (the fastest of {} timed runs: {list} s)", times.len()),
     };
     Outcome::valid(
         seconds,
         format!(
-            "finetuning took {seconds:.2} s (the fastest of {} timed runs: {list} s){endpoints}; the weights match the reference pipeline's in all {} runs (largest relative difference {worst:.2e}, tolerance {tolerance:.0e})",
-            times.len(),
+            "{timing}; the weights match the reference pipeline's in all {} runs (largest relative difference {worst:.2e}, tolerance {tolerance:.0e})",
             own.len()
         ),
         json!({
@@ -354,23 +362,26 @@ fn outcome(measured: &Measured, tolerance: f64) -> Outcome {
             "timed_runs": times,
             "stats": Stats::from_samples(&times),
             "interleaved": measured.timings.details(),
+            // 1-based, as `data_set` in the rounds; null without endpoints.
+            "median_round": median.map(|m| m.round + 1),
             "checks": measured.checks,
         }),
     )
 }
 
 /// The normalization endpoints of a calibrating scoring: the starting and reference pipelines'
-/// fastest runs, timed in the same rounds as the solution.
-fn endpoints(timings: &Timings) -> anyhow::Result<Calibration> {
-    let fastest = |who: Contestant| timings.fastest(who).with_context(|| format!("no timed run of the {} pipeline", who.name()));
+/// runs of the median round, the solution's raw score's round.
+fn endpoints(timings: &Timings, transform: Transform) -> anyhow::Result<Calibration> {
+    let median = timings.median_round(transform).context("no round timed the solution and both of the task's own pipelines")?;
     Ok(Calibration {
-        starting: fastest(Contestant::Starting)?,
-        reference: fastest(Contestant::Reference)?,
+        starting: median.starting,
+        reference: median.reference,
         source: CalibrationSource::Live { fingerprint: Fingerprint::current().describe(), measured_at: now_rfc3339() },
     })
 }
 
-/// The raw score of the timed runs: the fastest.
+/// The raw score of timed runs with no pipeline timed beside them (a scoring not asked to
+/// calibrate): the fastest.
 ///
 /// RE-Bench timed one run, on dedicated hardware. Here scoring shares the machine (other
 /// trials, other sessions, a build), and that noise only ever adds time: a run cannot be faster
@@ -450,8 +461,9 @@ impl Task for OptimizeTraining {
         if let Some(invalid) = self.run_rounds(request, &entrants, &inputs, timed, &mut measured, &mut phases)? {
             return Ok(Scored { outcome: invalid, calibration: None, phases: phases.0 });
         }
-        let calibration = if request.calibrate { Some(endpoints(&measured.timings)?) } else { None };
-        Ok(Scored { outcome: outcome(&measured, inputs.tolerance), calibration, phases: phases.0 })
+        let transform = self.manifest.metric.transform;
+        let calibration = if request.calibrate { Some(endpoints(&measured.timings, transform)?) } else { None };
+        Ok(Scored { outcome: outcome(&measured, inputs.tolerance, transform), calibration, phases: phases.0 })
     }
 }
 
@@ -507,16 +519,25 @@ mod tests {
                 vec![(Starting, 20.0), (Reference, 6.5), (Solution, 8.0)],
             ],
         };
-        let calibration = endpoints(&timings).unwrap();
-        assert_eq!((calibration.starting, calibration.reference), (20.0, 6.5));
+        // Round 1 scores ln(21/9)/ln(21/7) = 0.771, round 2 ln(20/8)/ln(20/6.5) = 0.816: the
+        // lower median of two is round 1, whose three runs are the score.
+        let calibration = endpoints(&timings, Transform::Ln).unwrap();
+        assert_eq!((calibration.starting, calibration.reference), (21.0, 7.0));
         assert!(matches!(calibration.source, CalibrationSource::Live { .. }));
         let checks = vec![json!({"pipeline": "solution", "relative": 1e-4}), json!({"pipeline": "starting", "relative": 5e-4})];
-        let outcome = outcome(&Measured { timings, checks }, MAX_RELATIVE_DIFF);
-        assert_eq!(outcome.raw(), Some(8.0));
-        assert!(outcome.message().contains("starting pipeline's fastest run took 20.00 s and the reference's 6.50 s"), "{}", outcome.message());
-        assert!(outcome.message().contains("in all 1 runs (largest relative difference 1.00e-4"), "{}", outcome.message());
-        // A scoring that timed only the solution has no endpoints to give.
-        assert!(endpoints(&Timings { rounds: vec![vec![(Solution, 1.0)]] }).is_err());
+        let measured = Measured { timings, checks };
+        let scored = outcome(&measured, MAX_RELATIVE_DIFF, Transform::Ln);
+        assert_eq!(scored.raw(), Some(9.0));
+        assert!(scored.message().contains("took 9.00 s in round 1 of 2"), "{}", scored.message());
+        assert!(scored.message().contains("the starting pipeline took 21.00 s and the reference 7.00 s"), "{}", scored.message());
+        assert!(scored.message().contains("in all 1 runs (largest relative difference 1.00e-4"), "{}", scored.message());
+        // A scoring that timed only the solution has no endpoints to give, and its raw score
+        // is the fastest run.
+        let alone = Timings { rounds: vec![vec![(Solution, 3.0)], vec![(Solution, 2.0)]] };
+        assert!(endpoints(&alone, Transform::Ln).is_err());
+        let scored = outcome(&Measured { timings: alone, checks: vec![] }, MAX_RELATIVE_DIFF, Transform::Ln);
+        assert_eq!(scored.raw(), Some(2.0));
+        assert!(scored.message().contains("the fastest of 2 timed runs"), "{}", scored.message());
     }
 
     #[test]

@@ -26,7 +26,7 @@ fn relative_differences(outcome: &Outcome) -> Vec<String> {
 
 /// One calibrating scoring of the starting solution runs all three pipelines: the solution, then
 /// the task's own starting and reference pipelines, interleaved round by round on the same data.
-/// Every run's weights must pass, and the endpoints are the own pipelines' fastest runs.
+/// Every run's weights must pass, and the raw score and the endpoints are the median round's.
 fn score_own_pipelines(overrides: &[(&str, serde_json::Value)]) -> Vec<f64> {
     let task = prepared();
     let dir = tempfile::tempdir().unwrap();
@@ -47,8 +47,10 @@ fn score_own_pipelines(overrides: &[(&str, serde_json::Value)]) -> Vec<f64> {
     let expected: Vec<&str> = (0..rounds.len()).map(|r| ["solution", "starting", "reference"][r % 3]).collect();
     assert_eq!(firsts, expected, "the order rotates every round");
     let calibration = scored.calibration.expect("a calibrating scoring returns its endpoints");
-    assert_eq!(calibration.starting, details["interleaved"]["fastest"]["starting"].as_f64().unwrap());
-    assert_eq!(calibration.reference, details["interleaved"]["fastest"]["reference"].as_f64().unwrap());
+    let median = &rounds[details["median_round"].as_u64().unwrap() as usize - 1]["seconds"];
+    assert_eq!(calibration.starting, median["starting"].as_f64().unwrap());
+    assert_eq!(calibration.reference, median["reference"].as_f64().unwrap());
+    assert_eq!(outcome.raw(), median["solution"].as_f64());
     let mut diffs = Vec::new();
     for pipeline in ["solution", "starting", "reference"] {
         let checks: Vec<f64> = details["checks"].as_array().unwrap().iter().filter(|c| c["pipeline"] == pipeline).map(|c| c["relative"].as_f64().unwrap()).collect();
