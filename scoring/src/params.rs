@@ -46,6 +46,11 @@ pub fn str<'a>(params: &'a Params, key: &str) -> anyhow::Result<&'a str> {
     v.as_str().with_context(|| format!("parameter `{key}` must be a string, got {v}"))
 }
 
+/// An optional string, `default` where the variant does not set it.
+pub fn str_or<'a>(params: &'a Params, key: &str, default: &'a str) -> anyhow::Result<&'a str> {
+    if params.contains_key(key) { str(params, key) } else { Ok(default) }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -59,10 +64,13 @@ mod tests {
         assert_eq!(usize(&params, "n").unwrap(), 3);
         assert_eq!(f64(&params, "lr").unwrap(), 0.5);
         assert_eq!(str(&params, "name").unwrap(), "x");
+        assert_eq!(str_or(&params, "name", "y").unwrap(), "x");
+        assert_eq!(str_or(&params, "missing", "y").unwrap(), "y");
         let err = |r: anyhow::Result<()>| r.unwrap_err().to_string();
         assert_eq!(err(u64(&params, "missing").map(drop)), "the variant has no parameter `missing`");
         assert_eq!(err(u64(&params, "neg").map(drop)), "parameter `neg` must be a non-negative integer, got -1");
         assert_eq!(err(str(&params, "n").map(drop)), "parameter `n` must be a string, got 3");
+        assert_eq!(err(str_or(&params, "n", "y").map(drop)), "parameter `n` must be a string, got 3");
         assert_eq!(err(f64(&params, "name").map(drop)), "parameter `name` must be a number, got \"x\"");
         refuse_unknown(&params, &["n", "lr", "name", "neg"]).unwrap();
         assert_eq!(err(refuse_unknown(&params, &["n", "name", "neg"])), "unknown parameter `lr` (known: n, name, neg)");

@@ -79,7 +79,7 @@ impl Sizes {
         let uint = |key: &str| params::usize(params, key);
         let name = |key: &str| params::str(params, key);
         let large = PretrainSpec::named(name("large")?)?;
-        let device = if params.contains_key("device") { name("device")?.to_owned() } else { "cpu".to_owned() };
+        let device = params::str_or(params, "device", "cpu")?.to_owned();
         let mut small = large.clone();
         small.model = ModelConfig::gpt(large.model.vocab, large.model.context, uint("small-width")?, uint("small-depth")?, uint("small-heads")?);
         small.steps = uint("small-steps")?;

@@ -122,11 +122,6 @@ impl OptimizeTraining {
             .expect("the embedded task.toml is validated by the tests");
         OptimizeTraining { manifest }
     }
-
-    fn param<'a>(&'a self, variant: &str, key: &str) -> anyhow::Result<&'a toml::Value> {
-        let v = self.manifest.variant(variant).with_context(|| format!("no variant `{variant}`"))?;
-        v.params.get(key).with_context(|| format!("variant `{variant}` has no parameter `{key}`"))
-    }
 }
 
 /// Where a variant that names no `device` trains.
@@ -134,7 +129,7 @@ const DEFAULT_DEVICE: &str = "cpu";
 
 /// The request's `device` parameter.
 fn device_name(request: &ScoreRequest) -> anyhow::Result<&str> {
-    request.params.get("device").map(|d| d.as_str().context("parameter `device` must be a string")).transpose().map(|d| d.unwrap_or(DEFAULT_DEVICE))
+    params::str_or(&request.params, "device", DEFAULT_DEVICE)
 }
 
 /// A seed of its own for each use of the scoring's seed.
@@ -415,12 +410,10 @@ impl Task for OptimizeTraining {
     }
 
     fn prepare(&self, request: &PrepareRequest) -> anyhow::Result<String> {
-        let name = self.param(&request.variant, "pretrained")?.as_str().context("parameter `pretrained` must be a string")?;
+        let params = self.manifest.variant_params(&request.variant)?;
+        let name = params::str(&params, "pretrained")?;
         let spec = PretrainSpec::named(name)?;
-        let device_name = match self.param(&request.variant, "device") {
-            Ok(name) => name.as_str().context("parameter `device` must be a string")?,
-            Err(_) => DEFAULT_DEVICE,
-        };
+        let device_name = params::str_or(&params, "device", DEFAULT_DEVICE)?;
         let corpus = rebench_pretrained::synthetic_corpus(&request.env.assets, &spec.corpus)?;
         let model = rebench_pretrained::pretrained_on(&request.env.assets, &spec, &rebench_pretrained::device::by_name(device_name)?)?;
         let public = request.env.store.join("public");
@@ -428,7 +421,7 @@ impl Task for OptimizeTraining {
         std::fs::copy(model.checkpoint(), public.join("model.safetensors")).context("cannot copy the pretrained model")?;
         std::fs::copy(corpus.vocab_file(), public.join("vocab.txt")).context("cannot copy the vocabulary")?;
         std::fs::write(public.join("finetune.toml"), hidden::default_config_toml(spec.model.context))?;
-        let tokens = self.param(&request.variant, "data-tokens")?.as_integer().and_then(|t| usize::try_from(t).ok()).context("parameter `data-tokens`")?;
+        let tokens = params::usize(&params, "data-tokens")?;
         let min_doc_tokens = hidden::default_config(spec.model.context).data.min_doc_tokens;
         std::fs::write(public.join("train_data.jsonl"), hidden::finetuning_data(&corpus.language(), PUBLIC_DATA_SEED, tokens, min_doc_tokens))?;
         Ok(format!(
@@ -483,7 +476,8 @@ mod tests {
         let task = OptimizeTraining::new();
         assert_eq!(task.manifest().task.id, env!("CARGO_PKG_NAME"));
         for variant in ["cpu", "tiny", "gpu"] {
-            PretrainSpec::named(task.param(variant, "pretrained").unwrap().as_str().unwrap()).unwrap();
+            let params = task.manifest().variant_params(variant).unwrap();
+            PretrainSpec::named(params::str(&params, "pretrained").unwrap()).unwrap();
         }
     }
 

@@ -75,7 +75,7 @@ impl Scale {
         if params.contains_key("train-tokens") {
             splits.train = uint("train-tokens")?;
         }
-        let device = if params.contains_key("device") { params::str(params, "device")? } else { "cpu" };
+        let device = params::str_or(params, "device", "cpu")?;
         ensure!(device == "cpu" || device == "cuda", "parameter `device` must be \"cpu\" or \"cuda\", got {device:?}");
         Ok(Scale { eval_windows: uint("eval-windows")?, splits, device: device.to_owned() })
     }
