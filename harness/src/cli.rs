@@ -308,6 +308,10 @@ pub fn run(ws: &Workspace, command: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Reset { task, variant, solution, out } => {
             let start = Instant::now();
             let task = tasks::find(ws, &task)?;
+            // The workdir's data come from the store: prepare it first if it is not prepared
+            // from the current sources.
+            let bin = scorer::build(ws, &[&task], &task.variant(&variant)?.features)?.remove(0);
+            score::ensure_prepared(ws, &task, &variant, &bin)?;
             reset::reset(ws, &task, &variant, solution.into(), &out)?;
             println!("{} ready in {:.3} s", out.display(), start.elapsed().as_secs_f64());
         }
@@ -429,6 +433,11 @@ pub fn run(ws: &Workspace, command: Cmd) -> anyhow::Result<ExitCode> {
             crate::run::create(&run_dir, &config)?;
             let isolation = isolation_for(&agent, unsandboxed)?;
             let scorers = crate::run::build_scorers(ws, &config)?;
+            // Before any trial: on Slurm, trials are processes that would otherwise race to
+            // prepare a shared store.
+            for (id, bin) in &scorers {
+                crate::run::prepare_store(ws, &tasks::find(ws, id)?, &config.variant, bin)?;
+            }
             let ids: Vec<String> = config.trial_ids().into_iter().map(|s| s.trial_id).collect();
             eprintln!("run {}: {} trials", run_dir.display(), ids.len());
             let results = match executor {

@@ -244,6 +244,15 @@ pub fn build_scorers(ws: &Workspace, config: &RunConfig) -> anyhow::Result<BTree
     Ok(scorers)
 }
 
+/// Prepares `task`'s store for `variant` unless it is prepared from the current sources
+/// ([`score::ensure_prepared`]): the public data a workdir gets at reset come from it. The
+/// trials of a local run share stores and run on threads, so one at a time checks and prepares.
+pub fn prepare_store(ws: &Workspace, task: &TaskEntry, variant: &str, scorer_bin: &Path) -> anyhow::Result<()> {
+    static PREPARING: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = PREPARING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    score::ensure_prepared(ws, task, variant, scorer_bin).with_context(|| format!("cannot prepare the data of `{}` [{variant}]", task.id))
+}
+
 /// What each trial of a local run reported, in trial order.
 pub fn run_local(ws: &Workspace, run_dir: &Path, jobs: usize, env: &TrialEnv) -> anyhow::Result<Vec<(String, anyhow::Result<TrialResult>)>> {
     let config = load_config(run_dir)?;
@@ -338,6 +347,7 @@ pub fn run_trial(
     }
     let workdir = dir.join("workdir");
     if previous.is_none() || !workdir.join("solution").is_dir() {
+        prepare_store(ws, &task, &spec.variant, &scorer_bin)?;
         fsutil::remove_tree(&workdir)?;
         reset::reset(ws, &task, &spec.variant, Solution::Starting, &workdir)?;
         fetch_dependencies(&workdir.join("solution"))?;

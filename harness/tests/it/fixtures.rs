@@ -76,9 +76,15 @@ impl Fixture {
 
     /// A fake scorer: answers `prepare` properly and runs `on_score` (shell) for anything else.
     pub fn scorer(&self, name: &str, on_score: &str) -> PathBuf {
+        self.scorer_preparing(name, "true", on_score)
+    }
+
+    /// A scorer that runs the shell `on_prepare` (with `$store`, the store's directory) before
+    /// it reports a store prepared.
+    pub fn scorer_preparing(&self, name: &str, on_prepare: &str, on_score: &str) -> PathBuf {
         let path = self.dir.path().join(format!("scorer-{name}"));
         let script = format!(
-            "#!/bin/sh\nreq=$(cat)\ncase \"$req\" in\n  *'\"op\":\"prepare\"'*) echo '{{\"kind\":\"prepared\",\"message\":\"ok\"}}' ;;\n  *) {on_score} ;;\nesac\n"
+            "#!/bin/sh\nreq=$(cat)\ncase \"$req\" in\n  *'\"op\":\"prepare\"'*) store=$(printf '%s' \"$req\" | sed -n 's/.*\"store\":\"\\([^\"]*\\)\".*/\\1/p'); {on_prepare}; echo '{{\"kind\":\"prepared\",\"message\":\"ok\"}}' ;;\n  *) {on_score} ;;\nesac\n"
         );
         std::fs::write(&path, script).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -9,7 +9,7 @@ use rebench_harness::run::{self, RunConfig, TrialEnv};
 use rebench_harness::sandbox::Isolation;
 use rebench_scoring::log::read_log;
 
-use crate::fixtures::{Fixture, manifest, scored_by_solution};
+use crate::fixtures::{Fixture, manifest, read, scored_by_solution};
 
 fn config(agent: Agent, tasks: &[&str], seeds: u32, time_limit_secs: f64) -> RunConfig {
     let tasks = tasks.iter().map(|t| (*t).to_owned()).collect();
@@ -203,4 +203,25 @@ fn a_hostile_agent_is_contained() {
     assert_eq!(results[0].1.as_ref().unwrap().scorings, 2);
     assert_eq!(read(&victim.join("workdir/solution/src/lib.rs")), "// slow\n");
     assert_eq!(read(&victim.join("workdir/built.txt")), "built\n", "the honest agent could not build offline: {}", read(&victim.join("agent.log")));
+}
+
+#[test]
+fn trials_get_the_public_data_of_a_store_that_nothing_prepared_before_and_prepare_it_once() {
+    let f = Fixture::new();
+    f.task("alpha", &manifest("alpha"));
+    let cfg = config(Agent::resolve("nop").unwrap(), &["alpha"], 2, 60.0);
+    let dir = f.dir.path().join("run");
+    run::create(&dir, &cfg).unwrap();
+    let count = f.dir.path().join("prepares.txt");
+    let on_prepare = format!("echo once >> {}; echo hint > \"$store/public/hint.txt\"", count.display());
+    let scorer = f.scorer_preparing("preparing", &on_prepare, &scored_by_solution());
+    let ids: Vec<String> = cfg.trial_ids().into_iter().map(|s| s.trial_id).collect();
+    let env = TrialEnv::new(cfg.tasks.iter().map(|t| (t.clone(), scorer.clone())).collect(), Isolation::Unsandboxed, &ids).unwrap();
+    assert!(!f.ws.store("alpha", "cpu").join("public/hint.txt").exists());
+    // Two trials at once, sharing the store.
+    for (id, result) in run::run_local(&f.ws, &dir, 2, &env).unwrap() {
+        result.unwrap();
+        assert_eq!(read(&dir.join("trials").join(&id).join("workdir/data/hint.txt")), "hint\n", "{id}");
+    }
+    assert_eq!(read(&count), "once\n", "the store was prepared once, not once per trial");
 }
