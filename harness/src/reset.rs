@@ -20,7 +20,7 @@ pub fn render_instructions(task: &TaskEntry, variant: &str) -> anyhow::Result<St
     let mut values: BTreeMap<String, String> = v
         .params
         .iter()
-        .map(|(k, val)| (k.clone(), val.as_str().map_or_else(|| val.to_string(), str::to_owned)))
+        .map(|(k, val)| (k.clone(), param_text(val)))
         .collect();
     values.insert("variant".into(), variant.to_owned());
     values.insert("time_budget".into(), humantime::format_duration(v.time_budget).to_string());
@@ -45,6 +45,17 @@ pub fn render_instructions(task: &TaskEntry, variant: &str) -> anyhow::Result<St
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// A parameter as the instructions show it: a string without its quotes, a large whole float
+/// (a FLOP budget, say) in scientific notation (`5e12`, not `5000000000000.0`), anything else
+/// as TOML writes it.
+fn param_text(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Float(f) if f.fract() == 0.0 && f.abs() >= 1e6 => format!("{f:e}"),
+        other => other.to_string(),
+    }
 }
 
 /// The instructions template of `variant`: `instructions.<variant>.md` where the task has one
@@ -88,4 +99,21 @@ fn make_read_only(dir: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use toml::Value;
+
+    use super::param_text;
+
+    #[test]
+    fn parameters_read_as_a_person_writes_them() {
+        assert_eq!(param_text(&Value::String("cuda".into())), "cuda");
+        assert_eq!(param_text(&Value::Float(5e12)), "5e12");
+        assert_eq!(param_text(&Value::Float(2.5e13)), "2.5e13");
+        assert_eq!(param_text(&Value::Integer(40_000_000)), "40000000", "integers stay as they are");
+        assert_eq!(param_text(&Value::Float(0.25)), "0.25");
+        assert_eq!(param_text(&Value::Float(1500.0)), "1500.0", "small floats as TOML writes them");
+    }
 }

@@ -74,7 +74,7 @@ pub fn read(solution: &Path) -> Result<Answer, String> {
 
 /// Scores `answer` against `truth`, or says why it is invalid.
 pub fn grade(answer: &Answer, truth: &Truth, vocab: usize) -> Result<Graded, String> {
-    let exp = Experiment { width: answer.width, steps: answer.steps, seed: 0 };
+    let exp = Experiment { family: truth.family, width: answer.width, steps: answer.steps, seed: 0 };
     exp.check(vocab, None).map_err(|e| format!("not a model the training program trains: {e}"))?;
     let fraction = exp.flops(vocab) / truth.budget;
     let loss = truth.loss(answer.width, fraction).map_err(|e| e.to_string())?;

@@ -13,7 +13,9 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::experiment::{self, Experiment};
+use rebench_models::candle_core::Device;
+
+use crate::experiment::{self, Experiment, Family};
 
 /// One measured grid point: a line of the log.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -51,8 +53,9 @@ pub fn read_log(log: &Path) -> anyhow::Result<Vec<Measured>> {
     Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
 }
 
-/// Measures every point of `points` not yet in `log`, in order, appending each result.
-pub fn run(points: &[Point], vocab: usize, train: &[u32], eval: &[u32], log: &Path) -> anyhow::Result<Vec<Measured>> {
+/// Measures every point of `points` not yet in `log`, in order, on `device`, appending each
+/// result.
+pub fn run(points: &[Point], vocab: usize, train: &[u32], eval: &[u32], device: &Device, log: &Path) -> anyhow::Result<Vec<Measured>> {
     let done: BTreeSet<(usize, usize, u64)> = read_log(log)?.iter().map(|m| (m.width, m.steps, m.seed)).collect();
     for (i, p) in points.iter().enumerate() {
         let e = p.exp;
@@ -68,7 +71,7 @@ pub fn run(points: &[Point], vocab: usize, train: &[u32], eval: &[u32], log: &Pa
             e.seed,
             e.flops(vocab)
         );
-        let report = experiment::run(&e, vocab, train, eval, None, |_, _| {})
+        let report = experiment::run(&e, vocab, train, eval, None, device, |_, _| {})
             .map_err(|err| anyhow::anyhow!("width {} steps {}: {err}", e.width, e.steps))?;
         let m = Measured {
             width: e.width,
@@ -91,16 +94,17 @@ pub fn run(points: &[Point], vocab: usize, train: &[u32], eval: &[u32], log: &Pa
     Ok(read_log(log)?.into_iter().filter(|m| wanted.contains(&(m.width, m.steps, m.seed))).collect())
 }
 
-/// The steps that spend `fraction` of `budget` FLOPs at `width` (at least one).
-pub fn steps_for(width: usize, vocab: usize, budget: f64, fraction: f64) -> usize {
-    let per_step = Experiment { width, steps: 1, seed: 0 }.flops(vocab);
+/// The steps that spend `fraction` of `budget` FLOPs at `width` of `family` (at least one).
+pub fn steps_for(family: Family, width: usize, vocab: usize, budget: f64, fraction: f64) -> usize {
+    let per_step = Experiment { family, width, steps: 1, seed: 0 }.flops(vocab);
     ((budget * fraction / per_step).round() as usize).max(1)
 }
 
-/// The ground-truth table of a grid: every (width, fraction) cell with the losses of its seeds.
-/// Fails when a cell of `widths` × `fractions` was not measured.
+/// The ground-truth table of a grid of `family`: every (width, fraction) cell with the losses of
+/// its seeds. Fails when a cell of `widths` × `fractions` was not measured.
 pub fn assemble(
     measured: &[Measured],
+    family: Family,
     budget: f64,
     widths: &[usize],
     fractions: &[f64],
@@ -110,7 +114,7 @@ pub fn assemble(
     let mut spread = 0.0f64;
     for &fraction in fractions {
         for &width in widths {
-            let steps = steps_for(width, crate::vocab(), budget, fraction);
+            let steps = steps_for(family, width, crate::vocab(), budget, fraction);
             let mut runs: Vec<&Measured> = measured.iter().filter(|m| m.width == width && m.steps == steps).collect();
             runs.sort_by_key(|m| m.seed);
             runs.dedup_by_key(|m| m.seed);
@@ -131,6 +135,7 @@ pub fn assemble(
     }
     let truth = crate::truth::Truth {
         format: crate::truth::FORMAT,
+        family,
         budget,
         widths: widths.to_vec(),
         fractions: fractions.to_vec(),

@@ -19,12 +19,15 @@ pub mod truth;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, ensure};
+use anyhow::ensure;
+use rebench_corpus::SyntheticSplits;
 use rebench_pretrained::{Split, default_splits, synthetic_corpus};
+use rebench_scoring::params::{self, Params};
 use rebench_scoring::task::{Phases, PrepareRequest, ScoreRequest, Scored};
 use rebench_scoring::{Manifest, Outcome, Task};
 use serde_json::json;
 
+use crate::experiment::Family;
 use crate::truth::Truth;
 
 const MANIFEST: &str = include_str!("../task.toml");
@@ -49,6 +52,70 @@ pub fn truth_path(task_dir: &Path, variant: &str) -> PathBuf {
     task_dir.join("ground-truth").join(format!("{variant}.json"))
 }
 
+/// The parameters a variant may set; [`Variant::from_params`] refuses any other.
+pub const PARAMS: [&str; 8] = ["budget", "cap", "depth", "heads", "context", "batch", "device", "train-tokens"];
+
+/// What a variant fixes: the target `budget` and the per-experiment `cap` in FLOPs, the model
+/// family (`depth`, `heads`, `context`, `batch`), the `device` experiments train on (`cpu`
+/// where unset, or `cuda`), and the corpus (the default one, its train split `train-tokens`
+/// long where set).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Variant {
+    pub budget: f64,
+    pub cap: f64,
+    pub family: Family,
+    pub device: String,
+    pub splits: SyntheticSplits,
+}
+
+impl Variant {
+    pub fn from_params(params: &Params) -> anyhow::Result<Variant> {
+        params::refuse_unknown(params, &PARAMS)?;
+        let family = Family::from_json(&serde_json::to_value(params)?)?;
+        let device = params::str_or(params, "device", "cpu")?.to_owned();
+        ensure!(device == "cpu" || device == "cuda", "parameter `device` must be \"cpu\" or \"cuda\", got {device:?}");
+        let mut splits = default_splits();
+        if params.contains_key("train-tokens") {
+            splits.train = params::usize(params, "train-tokens")?;
+        }
+        let (budget, cap) = (params::f64(params, "budget")?, params::f64(params, "cap")?);
+        ensure!(cap > 0.0 && cap < budget, "the cap ({cap:.3e}) must be positive and under the budget ({budget:.3e})");
+        Ok(Variant { budget, cap, family, device, splits })
+    }
+
+    /// The manifest's variant `name` of this task.
+    pub fn named(name: &str) -> anyhow::Result<Variant> {
+        Variant::from_params(&ScalingLaw::new().manifest.variant_params(name)?)
+    }
+
+    /// The variant's ground truth, or why it has none yet.
+    pub fn truth(&self, task_dir: &Path, variant: &str) -> anyhow::Result<Truth> {
+        let path = truth_path(task_dir, variant);
+        ensure!(
+            path.exists(),
+            "variant `{variant}` has no ground truth yet ({} is missing): it is measured with \
+             `VARIANT={variant} tasks/scaling-law/ground-truth/measure.sh` on the variant's device, \
+             as ground-truth/README.md says",
+            path.display()
+        );
+        let truth = Truth::load(&path)?;
+        ensure!(
+            truth.family == self.family,
+            "{} was measured for the model family {:?}, the variant trains {:?}",
+            path.display(),
+            truth.family,
+            self.family
+        );
+        ensure!(
+            (truth.budget - self.budget).abs() <= 1e-9 * self.budget,
+            "the ground truth was measured for a budget of {:.3e} FLOPs, the variant asks {:.3e}",
+            truth.budget,
+            self.budget
+        );
+        Ok(truth)
+    }
+}
+
 #[derive(Debug)]
 pub struct ScalingLaw {
     manifest: Manifest,
@@ -66,13 +133,6 @@ impl ScalingLaw {
             .expect("the embedded task.toml is valid");
         Self { manifest }
     }
-
-    fn param_f64(&self, request_params: &std::collections::BTreeMap<String, serde_json::Value>, key: &str) -> anyhow::Result<f64> {
-        request_params
-            .get(key)
-            .and_then(serde_json::Value::as_f64)
-            .with_context(|| format!("the variant has no numeric parameter `{key}`"))
-    }
 }
 
 impl Task for ScalingLaw {
@@ -81,28 +141,30 @@ impl Task for ScalingLaw {
     }
 
     /// The public store: the train tokens (`train.tok`), the dev tokens (`dev.tok`, the end of
-    /// the corpus's train split, never trained on), `task.json` (budget, cap, model family),
-    /// and `models/`, the models crate the trainer builds on. The protected validation split,
-    /// which the ground truth was measured on, stays in the shared asset store.
+    /// the corpus's train split, never trained on), `task.json` (budget, cap, model family,
+    /// device), and `models/`, the models crate the trainer builds on. The protected validation
+    /// split, which the ground truth was measured on, stays in the shared asset store.
     fn prepare(&self, request: &PrepareRequest) -> anyhow::Result<String> {
-        let params = self.manifest.variant_params(&request.variant)?;
-        let (budget, cap) = (self.param_f64(&params, "budget")?, self.param_f64(&params, "cap")?);
-        let corpus = synthetic_corpus(&request.env.assets, &default_splits())?;
+        let variant = Variant::from_params(&self.manifest.variant_params(&request.variant)?)?;
+        // Before any work: a variant without its ground truth cannot be scored, so not run.
+        let truth = variant.truth(&request.env.task_dir, &request.variant)?;
+        let (budget, cap, family) = (variant.budget, variant.cap, variant.family);
+        let corpus = synthetic_corpus(&request.env.assets, &variant.splits)?;
         let vocab = corpus.vocab_size();
         let public = request.env.store.join("public");
         fs::create_dir_all(&public)?;
         let (train, dev) = split_train(corpus.tokens(Split::Train)?);
         rebench_corpus::write_shard(&public.join("train.tok"), &train, vocab as u32)?;
         rebench_corpus::write_shard(&public.join("dev.tok"), &dev, vocab as u32)?;
-        let truth = Truth::load(&truth_path(&request.env.task_dir, &request.variant))?;
         let task = json!({
             "budget": budget,
             "cap": cap,
             "vocab": vocab,
-            "depth": experiment::DEPTH,
-            "heads": experiment::HEADS,
-            "context": experiment::CONTEXT,
-            "batch": experiment::BATCH,
+            "device": variant.device,
+            "depth": family.depth,
+            "heads": family.heads,
+            "context": family.context,
+            "batch": family.batch,
             "min-width": truth.widths[0],
             "max-width": truth.widths.last(),
             "min-fraction": truth.min_fraction(),
@@ -118,13 +180,8 @@ impl Task for ScalingLaw {
 
     fn score(&self, request: &ScoreRequest) -> anyhow::Result<Scored> {
         let mut phases = Phases::default();
-        let budget = self.param_f64(&request.params, "budget")?;
-        let truth = Truth::load(&truth_path(&request.env.task_dir, &request.variant))?;
-        ensure!(
-            (truth.budget - budget).abs() <= 1e-9 * budget,
-            "the ground truth was measured for a budget of {:.3e} FLOPs, the variant asks {budget:.3e}",
-            truth.budget
-        );
+        let variant = Variant::from_params(&request.params)?;
+        let truth = variant.truth(&request.env.task_dir, &request.variant)?;
         let outcome = phases.time("verify", || match answer::read(&request.solution) {
             Err(reason) => Outcome::invalid(reason, json!({})),
             Ok(a) => {

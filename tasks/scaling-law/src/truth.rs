@@ -11,11 +11,24 @@ use std::path::Path;
 use anyhow::{Context, ensure};
 use serde::{Deserialize, Serialize};
 
+use crate::experiment::Family;
+
 /// The format of `ground-truth/<variant>.json`; bump it when the fields change meaning.
-pub const FORMAT: u32 = 1;
+/// 2: the model family is recorded (`family`).
+pub const FORMAT: u32 = 2;
 
 /// The most of the budget an answer may spend, as in RE-Bench.
 pub const MAX_FRACTION: f64 = 1.1;
+
+/// [`Family`] as the table writes it (the trainer's copy of the experiment code has no serde).
+#[derive(Serialize, Deserialize)]
+#[serde(remote = "Family", deny_unknown_fields)]
+struct FamilyFields {
+    depth: usize,
+    heads: usize,
+    context: usize,
+    batch: usize,
+}
 
 /// One grid point: every seed's loss and their mean.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -55,6 +68,9 @@ pub struct Provenance {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Truth {
     pub format: u32,
+    /// The model family measured: it decides the FLOPs of an answer.
+    #[serde(with = "FamilyFields")]
+    pub family: Family,
     /// The target budget in FLOPs.
     pub budget: f64,
     /// Ascending.
@@ -187,6 +203,7 @@ mod tests {
         let cell = |width, fraction, mean| Cell { width, fraction, steps: 1, flops: 1.0, losses: vec![mean], seeds: vec![1], mean };
         Truth {
             format: FORMAT,
+            family: Family { depth: 2, heads: 4, context: 64, batch: 16 },
             budget: 1e12,
             widths: vec![16, 64],
             fractions: vec![0.5, 1.0],

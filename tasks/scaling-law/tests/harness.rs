@@ -1,7 +1,7 @@
 //! scaling-law through the harness, as `cargo xtask score` runs it: the real scorer binary as a
 //! child process. The metric is hidden from the agent (the manifest says so, and the trial's
 //! score server answers accordingly), yet every scoring, with its raw and normalized score, is
-//! in the score log.
+//! in the score log. And each variant's instructions carry that variant's numbers.
 
 use std::path::Path;
 
@@ -10,11 +10,16 @@ use rebench_harness::{Workspace, scorer, tasks};
 use rebench_scoring::log::read_log;
 use serde_json::json;
 
-#[test]
-fn hidden_scores_are_still_logged() {
+/// The repository's workspace with its home (stores, logs) in a fresh temporary directory.
+fn workspace() -> (Workspace, tempfile::TempDir) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
     let home = tempfile::tempdir().unwrap();
-    let ws = Workspace::at(&root, home.path());
+    (Workspace::at(&root, home.path()), home)
+}
+
+#[test]
+fn hidden_scores_are_still_logged() {
+    let (ws, home) = workspace();
     let task = tasks::find(&ws, "scaling-law").unwrap();
     assert!(task.manifest.metric.hidden, "RE-Bench hides this task's scores from the agent");
     let bin = scorer::build(&ws, &[&task], &[]).unwrap().remove(0);
@@ -37,4 +42,18 @@ fn hidden_scores_are_still_logged() {
     assert_eq!(logged.entries, entries, "the log holds both scorings, the raw score included");
     let raw = logged.entries[0].raw.unwrap();
     assert!(raw > 0.9 && raw <= 1.0, "{raw}");
+}
+
+#[test]
+fn the_instructions_state_each_variant_s_budget_cap_and_family() {
+    let (ws, _home) = workspace();
+    let task = tasks::find(&ws, "scaling-law").unwrap();
+    let cpu = rebench_harness::reset::render_instructions(&task, "cpu").unwrap();
+    for needle in ["budget of **5e12 FLOPs**", "at most **5e11 FLOPs**", "depth 2, 4 attention", "`cpu` device", "tokens = 16 · 64 · steps"] {
+        assert!(cpu.contains(needle), "the cpu instructions lack `{needle}`:\n{cpu}");
+    }
+    let gpu = rebench_harness::reset::render_instructions(&task, "gpu").unwrap();
+    for needle in ["budget of **2e14 FLOPs**", "at most **2e13 FLOPs**", "depth 4, 8 attention", "`cuda` device", "a multiple of 8)"] {
+        assert!(gpu.contains(needle), "the gpu instructions lack `{needle}`:\n{gpu}");
+    }
 }

@@ -1,12 +1,14 @@
 //! Measures the scaling-law task's grids: `truth` (the ground-truth table: widths × fractions of
 //! the target budget) and `check` (widths at one token budget, against the entropy floor), each
-//! resumable from its JSON Lines log.
+//! resumable from its JSON Lines log. The variant (`--variant`) decides the model family, the
+//! corpus and the device; a variant on `cuda` needs this binary built with `--features cuda`.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use rebench_pretrained::{Split, default_splits, synthetic_corpus};
+use rebench_pretrained::{Split, synthetic_corpus};
+use scaling_law::Variant;
 use scaling_law::experiment::Experiment;
 use scaling_law::grid::{self, Point};
 
@@ -21,6 +23,9 @@ struct Cli {
     /// Threads (default: all cores).
     #[arg(long, global = true)]
     threads: Option<usize>,
+    /// The task's variant whose family, corpus and device the runs use.
+    #[arg(long, global = true, default_value = "cpu")]
+    variant: String,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -81,6 +86,7 @@ enum Cmd {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let variant = Variant::named(&cli.variant)?;
     if let Cmd::Table { budget, widths, fractions, log, hardware, threads, command, git_rev, note, out } = &cli.cmd {
         let mut measured = Vec::new();
         for l in log {
@@ -94,10 +100,10 @@ fn main() -> anyhow::Result<()> {
             date: String::from_utf8_lossy(&date.stdout).trim().to_owned(),
             git_rev: git_rev.clone(),
             max_seed_spread: 0.0,
-            floor: validation_floor(cli.assets.clone())?,
+            floor: synthetic_corpus(&assets_dir(cli.assets.clone())?, &variant.splits)?.floor(Split::Validation),
             notes: note.clone(),
         };
-        let truth = grid::assemble(&measured, *budget, widths, fractions, provenance)?;
+        let truth = grid::assemble(&measured, variant.family, *budget, widths, fractions, provenance)?;
         std::fs::write(out, serde_json::to_string_pretty(&truth)? + "\n")?;
         let (w, f, l) = truth.optimum();
         println!("optimum: width {w} at {f} of the budget, loss {l:.4}; largest seed spread {:.4}", truth.provenance.max_seed_spread);
@@ -106,7 +112,9 @@ fn main() -> anyhow::Result<()> {
     let threads = cli.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     // SAFETY: first thing in main, no other thread yet.
     unsafe { rebench_models::cpu::init_threads(threads)? };
-    let corpus = synthetic_corpus(&assets_dir(cli.assets.clone())?, &default_splits())?;
+    let device = rebench_pretrained::device::by_name(&variant.device)?;
+    let family = variant.family;
+    let corpus = synthetic_corpus(&assets_dir(cli.assets.clone())?, &variant.splits)?;
     let vocab = corpus.vocab_size();
     let (train, _dev) = scaling_law::split_train(corpus.tokens(Split::Train)?);
     let validation = corpus.tokens(Split::Validation)?;
@@ -119,8 +127,8 @@ fn main() -> anyhow::Result<()> {
             for &seed in &seeds {
                 for &fraction in &fractions {
                     for &width in &widths {
-                        let steps = grid::steps_for(width, vocab, budget, fraction);
-                        points.push(Point { exp: Experiment { width, steps, seed }, fraction });
+                        let steps = grid::steps_for(family, width, vocab, budget, fraction);
+                        points.push(Point { exp: Experiment { family, width, steps, seed }, fraction });
                     }
                 }
             }
@@ -130,12 +138,12 @@ fn main() -> anyhow::Result<()> {
         Cmd::Check { steps, widths, seeds, log } => {
             let points = seeds
                 .iter()
-                .flat_map(|&seed| widths.iter().map(move |&width| Point { exp: Experiment { width, steps, seed }, fraction: 0.0 }))
+                .flat_map(|&seed| widths.iter().map(move |&width| Point { exp: Experiment { family, width, steps, seed }, fraction: 0.0 }))
                 .collect::<Vec<_>>();
             (points, log)
         }
     };
-    let done = grid::run(&points, vocab, &train, &validation, &log)?;
+    let done = grid::run(&points, vocab, &train, &validation, &device, &log)?;
     for m in &done {
         println!("{}", serde_json::to_string(m)?);
     }
@@ -150,8 +158,4 @@ fn assets_dir(assets: Option<PathBuf>) -> anyhow::Result<PathBuf> {
             None => PathBuf::from(std::env::var_os("HOME").context("no HOME")?).join(".local/share/rebench/assets"),
         },
     })
-}
-
-fn validation_floor(assets: Option<PathBuf>) -> anyhow::Result<f64> {
-    Ok(synthetic_corpus(&assets_dir(assets)?, &default_splits())?.floor(Split::Validation))
 }

@@ -14,8 +14,12 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-/// Widths of the sweep (multiples of the 4 heads).
+/// Widths of the sweep on the cpu variant's family (multiples of its 4 heads).
 const WIDTHS: [usize; 5] = [16, 24, 32, 48, 64];
+/// Widths of the sweep on a CUDA device (the gpu variant's family, multiples of its 8 heads):
+/// the same spread of ratios, four times as wide, where a step has enough work for the device.
+/// Not yet run.
+const CUDA_WIDTHS: [usize; 5] = [64, 96, 128, 192, 256];
 /// Fractions of the cap per width: two compute levels, so both N and D vary.
 const FRACTIONS: [f64; 2] = [0.25, 1.0];
 
@@ -62,14 +66,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (budget, cap) = (number("budget")?, number("cap")?);
     let family = Family { depth: number("depth")?, context: number("context")?, vocab: number("vocab")?, batch: number("batch")? };
     let (min_width, max_width) = (number("min-width")? as usize, number("max-width")? as usize);
+    let heads = number("heads")? as usize;
+    // The trainer trains on the variant's device; on `cuda` it needs its `cuda` feature.
+    let cuda = task["device"].as_str() == Some("cuda");
+    let (widths, features): (&[usize], &[&str]) = if cuda { (&CUDA_WIDTHS, &["--features", "cuda"]) } else { (&WIDTHS, &[]) };
 
     let mut runs = Vec::new();
     for &fraction in &FRACTIONS {
-        for &width in &WIDTHS {
+        for &width in widths {
             let steps = (cap * fraction / family.flops_per_step(width as f64)).floor() as usize;
             eprintln!("solve: width {width}, {steps} steps");
             let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args(["run", "--release", "--quiet", "-p", "trainer", "--"])
+                .args(["run", "--release", "--quiet", "-p", "trainer"])
+                .args(features)
+                .arg("--")
                 .args(["--width", &width.to_string(), "--steps", &steps.to_string()])
                 .output()?;
             if !out.status.success() {
@@ -88,7 +98,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fit = fit(&points).ok_or("no fit")?;
 
     let (mut best_width, mut best_steps, mut best_loss) = (0, 0, f64::INFINITY);
-    for width in (min_width..=max_width).filter(|w| w % 4 == 0) {
+    for width in (min_width..=max_width).filter(|w| w % heads == 0) {
         let steps = (budget / family.flops_per_step(width as f64)).floor();
         let loss = fit.loss(family.params(width as f64), steps * family.tokens_per_step());
         if loss < best_loss {

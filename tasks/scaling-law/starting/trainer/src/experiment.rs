@@ -14,26 +14,47 @@ use rebench_models::{
     AdamWConfig, BatchSource, Gpt, LrSchedule, ModelConfig, Rng, TrainConfig, Trainer, evaluate,
 };
 
-/// Transformer blocks of every model in the family (RE-Bench's task fixes the depth too).
-pub const DEPTH: usize = 2;
-/// Attention heads of every model; the width must be a multiple of it.
-pub const HEADS: usize = 4;
-/// Tokens each window predicts.
-pub const CONTEXT: usize = 64;
-/// Windows per step.
-pub const BATCH: usize = 16;
-/// The widths the program trains.
+/// The widths the program trains (a multiple of the family's heads).
 pub const MIN_WIDTH: usize = 16;
-pub const MAX_WIDTH: usize = 512;
-/// Windows per evaluation batch.
-const EVAL_BATCH: usize = 16;
+pub const MAX_WIDTH: usize = 1024;
 
-/// Tokens trained on per step (predictions, the unit of the FLOP count).
-pub const TOKENS_PER_STEP: u64 = (BATCH * CONTEXT) as u64;
+/// The model family and batch shape of a variant: everything a run fixes except its width,
+/// steps and seed. The variant sets it; `data/task.json` holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Family {
+    /// Transformer blocks of every model (RE-Bench's task fixes the depth too).
+    pub depth: usize,
+    /// Attention heads of every model; the width must be a multiple of it.
+    pub heads: usize,
+    /// Tokens each window predicts.
+    pub context: usize,
+    /// Windows per step, and per evaluation batch.
+    pub batch: usize,
+}
 
-/// What to train: the only two choices of the task, plus the seed.
+impl Family {
+    /// The family of a `task.json` (or of any JSON object with the same four keys).
+    pub fn from_json(task: &serde_json::Value) -> Result<Family, Refused> {
+        let field = |key: &str| -> Result<usize, Refused> {
+            task[key]
+                .as_u64()
+                .filter(|&n| n > 0)
+                .map(|n| n as usize)
+                .ok_or_else(|| Refused(format!("the model family needs a positive integer `{key}`")))
+        };
+        Ok(Family { depth: field("depth")?, heads: field("heads")?, context: field("context")?, batch: field("batch")? })
+    }
+
+    /// Tokens trained on per step (predictions, the unit of the FLOP count).
+    pub fn tokens_per_step(&self) -> u64 {
+        (self.batch * self.context) as u64
+    }
+}
+
+/// What to train: the only two choices of the task, plus the seed, in the variant's family.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Experiment {
+    pub family: Family,
     pub width: usize,
     pub steps: usize,
     pub seed: u64,
@@ -53,13 +74,14 @@ impl std::error::Error for Refused {}
 
 impl Experiment {
     pub fn config(&self, vocab: usize) -> ModelConfig {
-        ModelConfig::gpt(vocab, CONTEXT, self.width, DEPTH, HEADS)
+        let f = &self.family;
+        ModelConfig::gpt(vocab, f.context, self.width, f.depth, f.heads)
     }
 
     /// Training FLOPs: `6·N + 12·L·T·C` per token (`ModelConfig::train_flops`) times the tokens
     /// of all steps.
     pub fn flops(&self, vocab: usize) -> f64 {
-        self.config(vocab).train_flops_per_token() as f64 * TOKENS_PER_STEP as f64 * self.steps as f64
+        self.config(vocab).train_flops_per_token() as f64 * self.family.tokens_per_step() as f64 * self.steps as f64
     }
 
     /// The peak learning rate: wider models take smaller steps (about `1/√width`), from
@@ -76,10 +98,11 @@ impl Experiment {
 
     /// Checks the shape and the FLOP cap; nothing has been computed when it refuses.
     pub fn check(&self, vocab: usize, cap: Option<f64>) -> Result<(), Refused> {
-        if !(MIN_WIDTH..=MAX_WIDTH).contains(&self.width) || self.width % HEADS != 0 {
+        let f = &self.family;
+        if !(MIN_WIDTH..=MAX_WIDTH).contains(&self.width) || !self.width.is_multiple_of(f.heads) {
             return Err(Refused(format!(
-                "width {} is not a multiple of {HEADS} between {MIN_WIDTH} and {MAX_WIDTH}",
-                self.width
+                "width {} is not a multiple of {} between {MIN_WIDTH} and {MAX_WIDTH}",
+                self.width, f.heads
             )));
         }
         if self.steps == 0 {
@@ -146,23 +169,24 @@ impl BatchSource for Windows<'_> {
     }
 }
 
-/// Trains `exp` on `train` and evaluates it on `eval`, after checking it against `cap`.
-/// `progress` is called after every step with (step, loss).
+/// Trains `exp` on `train` and evaluates it on `eval`, on `device`, after checking it against
+/// `cap`. `progress` is called after every step with (step, loss).
 pub fn run(
     exp: &Experiment,
     vocab: usize,
     train: &[u32],
     eval: &[u32],
     cap: Option<f64>,
+    device: &Device,
     mut progress: impl FnMut(usize, f32),
 ) -> Result<Report, Box<dyn std::error::Error + Send + Sync>> {
     exp.check(vocab, cap)?;
     let cfg = exp.config(vocab);
     cfg.validate()?;
     let start = Instant::now();
-    let model = Gpt::new(cfg.clone(), exp.seed, &Device::Cpu)?;
+    let model = Gpt::new(cfg.clone(), exp.seed, device)?;
     let train_cfg = TrainConfig {
-        batch_size: BATCH,
+        batch_size: exp.family.batch,
         schedule: exp.schedule(),
         adamw: AdamWConfig::default(),
         grad_clip: Some(1.0),
@@ -178,14 +202,14 @@ pub fn run(
     })?;
     let tail = (exp.steps / 20).max(1);
     let train_loss = losses[losses.len() - tail..].iter().sum::<f64>() / tail as f64;
-    let eval_loss = if train_loss.is_finite() { evaluate(&model, eval, EVAL_BATCH, 0)?.loss } else { f64::NAN };
+    let eval_loss = if train_loss.is_finite() { evaluate(&model, eval, exp.family.batch, 0)?.loss } else { f64::NAN };
     Ok(Report {
         width: exp.width,
         steps: exp.steps,
         seed: exp.seed,
         flops: exp.flops(vocab),
         params: cfg.params_matmul(),
-        tokens: TOKENS_PER_STEP * exp.steps as u64,
+        tokens: exp.family.tokens_per_step() * exp.steps as u64,
         train_loss,
         eval_loss,
         seconds: start.elapsed().as_secs_f64(),

@@ -3,6 +3,9 @@
 //!
 //!     cargo run --release -p trainer -- --width 64 --steps 400 [--seed 1] [--data ../data]
 //!
+//! The model family (depth, heads, context, batch) and the device are the variant's, from
+//! `data/task.json`; a variant on `cuda` needs the trainer built with `--features cuda`.
+//!
 //! It prints progress on stderr and one JSON line on stdout (width, steps, seed, flops, params,
 //! tokens, train_loss, eval_loss, seconds), and appends the same line to `runs.jsonl`.
 
@@ -12,7 +15,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use experiment::Experiment;
+use experiment::{Experiment, Family};
+use rebench_models::candle_core::Device;
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -28,15 +32,15 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let mut exp = Experiment { width: 0, steps: 0, seed: 1 };
+    let (mut width, mut steps, mut seed) = (0, 0, 1);
     let mut data = PathBuf::from("../data");
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
-            "--width" => exp.width = value()?.parse()?,
-            "--steps" => exp.steps = value()?.parse()?,
-            "--seed" => exp.seed = value()?.parse()?,
+            "--width" => width = value()?.parse()?,
+            "--steps" => steps = value()?.parse()?,
+            "--seed" => seed = value()?.parse()?,
             "--data" => data = PathBuf::from(value()?),
             _ => return Err(format!("unknown argument {flag} (expected --width, --steps, --seed, --data)").into()),
         }
@@ -44,6 +48,8 @@ fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let task: serde_json::Value = serde_json::from_slice(&std::fs::read(data.join("task.json"))?)?;
     let cap = task["cap"].as_f64().ok_or("task.json has no cap")?;
     let vocab = task["vocab"].as_u64().ok_or("task.json has no vocab")? as usize;
+    let family = Family::from_json(&task)?;
+    let exp = Experiment { family, width, steps, seed };
     // The cap is checked before anything is loaded or trained.
     exp.check(vocab, Some(cap))?;
     let threads = std::env::var("REBENCH_THREADS")
@@ -52,10 +58,15 @@ fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     // SAFETY: no other thread runs yet.
     unsafe { rebench_models::cpu::init_threads(threads)? };
+    let device = match task["device"].as_str().unwrap_or("cpu") {
+        "cpu" => Device::Cpu,
+        "cuda" => Device::new_cuda(0).map_err(|e| format!("device cuda (build the trainer with --features cuda): {e}"))?,
+        other => return Err(format!("task.json names an unknown device `{other}` (cpu or cuda)").into()),
+    };
     let (_, train) = experiment::read_tokens(&data.join("train.tok"))?;
     let (_, dev) = experiment::read_tokens(&data.join("dev.tok"))?;
     let every = (exp.steps / 10).max(1);
-    let report = experiment::run(&exp, vocab, &train, &dev, Some(cap), |step, loss| {
+    let report = experiment::run(&exp, vocab, &train, &dev, Some(cap), &device, |step, loss| {
         if step % every == 0 {
             eprintln!("step {step}/{}: train loss {loss:.4}", exp.steps);
         }
