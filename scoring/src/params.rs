@@ -51,6 +51,14 @@ pub fn str_or<'a>(params: &'a Params, key: &str, default: &'a str) -> anyhow::Re
     if params.contains_key(key) { str(params, key) } else { Ok(default) }
 }
 
+/// The optional `device` a variant trains or evaluates on: `cpu` (where unset) or `cuda`.
+pub fn device(params: &Params) -> anyhow::Result<&str> {
+    match str_or(params, "device", "cpu")? {
+        device @ ("cpu" | "cuda") => Ok(device),
+        other => bail!("parameter `device` must be \"cpu\" or \"cuda\", got {other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -72,6 +80,9 @@ mod tests {
         assert_eq!(err(str(&params, "n").map(drop)), "parameter `n` must be a string, got 3");
         assert_eq!(err(str_or(&params, "n", "y").map(drop)), "parameter `n` must be a string, got 3");
         assert_eq!(err(f64(&params, "name").map(drop)), "parameter `name` must be a number, got \"x\"");
+        assert_eq!(device(&params).unwrap(), "cpu");
+        assert_eq!(device(&[("device".into(), json!("cuda"))].into()).unwrap(), "cuda");
+        assert_eq!(err(device(&[("device".into(), json!("tpu"))].into()).map(drop)), "parameter `device` must be \"cpu\" or \"cuda\", got \"tpu\"");
         refuse_unknown(&params, &["n", "lr", "name", "neg"]).unwrap();
         assert_eq!(err(refuse_unknown(&params, &["n", "name", "neg"])), "unknown parameter `lr` (known: n, name, neg)");
     }

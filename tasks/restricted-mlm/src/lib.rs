@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, ensure};
+use anyhow::Context;
 use rebench_pretrained::{SyntheticSplits, default_splits, synthetic_corpus};
 use rebench_scoring::driver::{self, DriverRun};
 use rebench_scoring::params;
@@ -75,9 +75,7 @@ impl Scale {
         if params.contains_key("train-tokens") {
             splits.train = uint("train-tokens")?;
         }
-        let device = params::str_or(params, "device", "cpu")?;
-        ensure!(device == "cpu" || device == "cuda", "parameter `device` must be \"cpu\" or \"cuda\", got {device:?}");
-        Ok(Scale { eval_windows: uint("eval-windows")?, splits, device: device.to_owned() })
+        Ok(Scale { eval_windows: uint("eval-windows")?, splits, device: params::device(params)?.to_owned() })
     }
 
     /// The manifest's parameters of `variant`.

@@ -72,8 +72,7 @@ impl Variant {
     pub fn from_params(params: &Params) -> anyhow::Result<Variant> {
         params::refuse_unknown(params, &PARAMS)?;
         let family = Family::from_json(&serde_json::to_value(params)?)?;
-        let device = params::str_or(params, "device", "cpu")?.to_owned();
-        ensure!(device == "cpu" || device == "cuda", "parameter `device` must be \"cpu\" or \"cuda\", got {device:?}");
+        let device = params::device(params)?.to_owned();
         let mut splits = default_splits();
         if params.contains_key("train-tokens") {
             splits.train = params::usize(params, "train-tokens")?;
